@@ -1,0 +1,73 @@
+"""The `relais` command: one module per verb, wired here.
+
+Exit codes: 0 ok, 1 error (bad input, failed operation), 2 findings
+(policy violations, drift, tenants that do not fit).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from relais.cli import communes, lab, plan, secrets, validate
+from relais.cli.context import State, default_inventory
+from relais.console import Console
+from relais.errors import RelaisError
+
+app = typer.Typer(
+    name="relais",
+    help="Sovereign messaging for French communes: declare, plan, deploy, check.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    inventory: Path = typer.Option(
+        None,
+        "--inventory",
+        "-i",
+        envvar="RELAIS_INVENTORY",
+        help="Inventory directory (hosting.yaml + communes/). Default: ./inventory, "
+        "else the shipped example region.",
+        file_okay=False,
+    ),
+) -> None:
+    ctx.obj = State(inventory=inventory or default_inventory())
+
+
+app.command("validate")(validate.command)
+app.command("plan")(plan.command)
+app.add_typer(communes.app, name="communes")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(lab.app, name="lab")
+
+
+def main() -> None:
+    """Console-script entry point: the only place that turns errors into exit codes."""
+    try:
+        app(standalone_mode=False)
+    except RelaisError as error:
+        Console().error(error)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        Console().err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        Console().err.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
