@@ -22,7 +22,9 @@ class Console:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.out = RichConsole(highlight=False, soft_wrap=True)
+        # Piped output keeps whole lines: tables are read by people in CI logs too.
+        width = None if sys.stdout.isatty() else 200
+        self.out = RichConsole(highlight=False, soft_wrap=True, width=width)
         self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
 
     def print(self, *objects: Any, **kwargs: Any) -> None:

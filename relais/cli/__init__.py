@@ -52,7 +52,9 @@ app.add_typer(lab.app, name="lab")
 def main() -> None:
     """Console-script entry point: the only place that turns errors into exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RelaisError as error:
         Console().error(error)
         sys.exit(1)

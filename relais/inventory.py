@@ -1,0 +1,401 @@
+"""Load `inventory/` into a checked :class:`Inventory`, reporting every problem with its place.
+
+Checks that need more than one file (the official referential, uniqueness of
+domains, hosts named by communes) live here; shape checks live in
+:mod:`relais.model`. The loader never stops at the first problem: it gathers
+them all so one run of `relais validate` shows everything to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from relais.errors import Problem, ProblemCollector
+from relais.model import (
+    CommuneFile,
+    Flavor,
+    Hosting,
+    Role,
+)
+from relais.referential import KIND_LABELS, Referential, normalize, slugify
+from relais.yamlsafe import LineMap, YamlFileError, line_of, read_yaml
+
+HOSTING_FILE = "hosting.yaml"
+COMMUNES_DIR = "communes"
+COMMUNE_FILE_RE = re.compile(r"^(?P<insee>\d{5}|2[AB]\d{3})-(?P<slug>[a-z0-9-]+)\.ya?ml$")
+
+
+@dataclass(frozen=True)
+class CommuneDecl:
+    """One commune file, checked against the referential."""
+
+    file: str
+    lines: LineMap
+    data: CommuneFile
+    departement: str
+    region: str
+    population: int | None
+    official_name: str
+
+    @property
+    def insee(self) -> str:
+        return self.data.commune.insee
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.official_name)
+
+    def line(self, *loc: str | int) -> int | None:
+        return line_of(self.lines, loc)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    root: Path
+    hosting: Hosting
+    hosting_lines: LineMap
+    communes: list[CommuneDecl]
+    referential_version: str
+    warnings: list[Problem] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+
+def _all_field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names = set(model.model_fields)
+    for info in model.model_fields.values():
+        for sub in _models_in(info.annotation):
+            names |= _all_field_names(sub, seen)
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        found.append(annotation)
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found.extend(_models_in(arg))
+    return found
+
+
+_KNOWN_KEYS = {CommuneFile: _all_field_names(CommuneFile), Hosting: _all_field_names(Hosting)}
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _pydantic_problems(
+    exc: ValidationError, file: str, lines: LineMap, model: type[BaseModel], data: Any
+) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if p != "[key]")
+        problems.append(_one_problem(error, loc, file, lines, model, data))
+    return problems
+
+
+def _value_at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _one_problem(
+    error: ErrorDetails,
+    loc: tuple[str | int, ...],
+    file: str,
+    lines: LineMap,
+    model: type[BaseModel],
+    data: Any,
+) -> Problem:
+    kind = error["type"]
+    line = line_of(lines, loc)
+    field_ = _dotted(loc)
+    given = error.get("input")
+    message = error["msg"]
+    expected: str | None = None
+    hint: str | None = None
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        message = f"unknown key {key!r}"
+        close = get_close_matches(key, sorted(_KNOWN_KEYS[model]), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else "remove it; see docs/inventory.md for the keys"
+    elif kind == "missing":
+        message = "is required but missing"
+        line = line_of(lines, loc[:-1])
+        hint = "see docs/inventory.md for an example"
+    elif kind in ("literal_error", "enum"):
+        ctx = error.get("ctx") or {}
+        expected = str(ctx.get("expected", ""))
+        message = f"invalid value {given!r}"
+        choices = re.findall(r"'([^']+)'", expected)
+        close = get_close_matches(str(given), choices, n=1, cutoff=0.5) if choices else []
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+    elif kind == "value_error":
+        expected = message.removeprefix("Value error, ")
+        message = "invalid value" if given is None or isinstance(given, dict) else f"invalid value {given!r}"
+    elif kind in ("string_type", "str_type") and isinstance(given, int | float) and not isinstance(given, bool):
+        message = f"is a number ({given!r}) where text is expected"
+        hint = f'quote it: "{given}" (leading zeros of codes are lost otherwise)'
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message = f"expected a mapping (key: value lines), got {_kind_of(given)}"
+    elif kind in ("list_type",):
+        message = f"expected a list (lines starting with '- '), got {_kind_of(given)}"
+    elif kind == "too_short":
+        message = f"is empty: {message}"
+    else:
+        message = f"{message}" + (f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else "")
+    return Problem(file, line, field_, message, expected, hint)
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _parse_file(path: Path, display: str, model: type[BaseModel], problems: ProblemCollector) -> tuple[Any, LineMap] | None:
+    try:
+        data, lines = read_yaml(path, display)
+    except YamlFileError as exc:
+        problems.problems.append(exc.problem)
+        return None
+    if data is None:
+        problems.add(display, None, "", "file is empty", hint="see docs/inventory.md for an example")
+        return None
+    if not isinstance(data, dict):
+        problems.add(display, line_of(lines, ()), "",
+                     f"expected a mapping at the top of the file, got {_kind_of(data)}",
+                     hint="the file starts with `version: 1` and top-level keys")
+        return None
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        problems.problems.extend(_pydantic_problems(exc, display, lines, model, data))
+        return None
+
+
+def load_hosting(root: Path, problems: ProblemCollector) -> tuple[Hosting, LineMap] | None:
+    path = root / HOSTING_FILE
+    display = _display(root, path)
+    if not path.is_file():
+        problems.add(display, None, "", "hosting file not found",
+                     hint=f"an inventory directory holds {HOSTING_FILE} and {COMMUNES_DIR}/; "
+                     "pass another with --inventory")
+        return None
+    result = _parse_file(path, display, Hosting, problems)
+    if result is None:
+        return None
+    hosting, lines = result
+    assert isinstance(hosting, Hosting)
+    _check_hosting(hosting, lines, display, problems)
+    return hosting, lines
+
+
+def _check_hosting(hosting: Hosting, lines: LineMap, file: str, problems: ProblemCollector) -> None:
+    seen_addresses: dict[str, str] = {}
+    subnet = hosting.lab.subnet
+    gateway = next(subnet.hosts())
+    for name, host in hosting.hosts.items():
+        if host.site not in hosting.sites:
+            problems.add(file, line_of(lines, ("hosts", name, "site")), f"hosts.{name}.site",
+                         f"unknown site {host.site!r}", expected="one of " + ", ".join(sorted(hosting.sites)),
+                         hint=_suggest(host.site, hosting.sites))
+        if host.address is not None:
+            text = str(host.address)
+            if text in seen_addresses:
+                problems.add(file, line_of(lines, ("hosts", name, "address")), f"hosts.{name}.address",
+                             f"address {text} is already used by host {seen_addresses[text]!r}")
+            seen_addresses[text] = name
+            if host.provider == "lab" and (host.address not in subnet or host.address == gateway):
+                problems.add(file, line_of(lines, ("hosts", name, "address")), f"hosts.{name}.address",
+                             f"lab address {text} is outside the lab subnet {subnet} or is its gateway",
+                             expected=f"an address of {subnet} other than {gateway}")
+    shared = hosting.shared_homeserver
+    if shared is not None:
+        host = hosting.hosts.get(shared.host)
+        where = line_of(lines, ("shared_homeserver", "host"))
+        if host is None:
+            problems.add(file, where, "shared_homeserver.host", f"unknown host {shared.host!r}",
+                         hint=_suggest(shared.host, hosting.hosts))
+        elif Role.MESSAGING not in host.roles:
+            problems.add(file, where, "shared_homeserver.host",
+                         f"host {shared.host!r} does not have the messaging role",
+                         hint=f"add messaging to hosts.{shared.host}.roles or choose another host")
+
+
+def _suggest(word: str, choices: Any) -> str | None:
+    close = get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent)) if root.parent != Path() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def commune_files(root: Path) -> list[Path]:
+    folder = root / COMMUNES_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+
+
+def load_commune(
+    path: Path, display: str, referential: Referential, problems: ProblemCollector,
+    warnings: list[Problem],
+) -> CommuneDecl | None:
+    match = COMMUNE_FILE_RE.match(path.name)
+    result = _parse_file(path, display, CommuneFile, problems)
+    if result is None:
+        return None
+    decl, lines = result
+    assert isinstance(decl, CommuneFile)
+    commune = decl.commune
+    if match is None:
+        problems.add(display, None, "", "file name does not follow <insee>-<slug>.yaml",
+                     hint=f"rename it {commune.insee}-{slugify(commune.name)}.yaml")
+    elif match.group("insee") != commune.insee:
+        problems.add(display, line_of(lines, ("commune", "insee")), "commune.insee",
+                     f"INSEE code {commune.insee} does not match the file name",
+                     hint=f"rename the file {commune.insee}-{match.group('slug')}.yaml or fix the code")
+    official = referential.current(commune.insee)
+    if official is None:
+        others = referential.non_current(commune.insee)
+        where = line_of(lines, ("commune", "insee"))
+        if others:
+            other = others[0]
+            parent = referential.current(other.parent or "")
+            belongs = f"{parent.name} ({parent.insee})" if parent else (other.parent or "?")
+            problems.add(display, where, "commune.insee",
+                         f"{commune.insee} ({other.name}) is {KIND_LABELS.get(other.kind, other.kind)}, "
+                         "not a current commune",
+                         expected="the INSEE code of a current commune (commune actuelle)",
+                         hint=f"it belongs to {belongs}; declare the tenant for that commune")
+        else:
+            found = referential.search(commune.name, limit=3)
+            hint = ("`relais communes search NAME` finds codes"
+                    + (": " + ", ".join(f"{c.name} = {c.insee}" for c in found) if found else ""))
+            problems.add(display, where, "commune.insee",
+                         f"no current commune has INSEE code {commune.insee} in the official list "
+                         f"(version {referential.version})", hint=hint)
+        return None
+    if commune.name != official.name:
+        if normalize(commune.name) == normalize(official.name):
+            warnings.append(Problem(display, line_of(lines, ("commune", "name")), "commune.name",
+                                    f"{commune.name!r} accepted as {official.name!r}",
+                                    hint=f"write the official spelling: name: {official.name}"))
+        else:
+            close = referential.closest_name(commune.name, official.departement)
+            problems.add(display, line_of(lines, ("commune", "name")), "commune.name",
+                         f"{commune.name!r} is not the name of commune {commune.insee}",
+                         expected=f"the official name {official.name!r}",
+                         hint="fix the name or the INSEE code"
+                         + (f" (close names in département {official.departement}: {', '.join(close)})"
+                            if close else ""))
+    if official.siren and commune.siren != official.siren:
+        problems.add(display, line_of(lines, ("commune", "siren")), "commune.siren",
+                     f"SIREN {commune.siren} is not the SIREN of {official.name}",
+                     expected=f"{official.siren} (from the official list)")
+    return CommuneDecl(display, lines, decl, official.departement, official.region,
+                       official.population, official.name)
+
+
+def _check_cross_file(hosting: Hosting | None, communes: list[CommuneDecl], problems: ProblemCollector) -> None:
+    by_insee: dict[str, CommuneDecl] = {}
+    domains: dict[str, CommuneDecl] = {}
+    reserved: set[str] = set()
+    if hosting is not None:
+        reserved.add(hosting.syndicate.domain)
+        if hosting.shared_homeserver and hosting.shared_homeserver.server_name:
+            reserved.add(hosting.shared_homeserver.server_name)
+    for decl in communes:
+        tenant = decl.data.tenant
+        if decl.insee in by_insee:
+            problems.add(decl.file, decl.line("commune", "insee"), "commune.insee",
+                         f"commune {decl.insee} is already declared in {by_insee[decl.insee].file}",
+                         hint="one file per commune; merge the two")
+        by_insee[decl.insee] = decl
+        if tenant.domain is not None:
+            if tenant.domain in reserved:
+                problems.add(decl.file, decl.line("tenant", "domain"), "tenant.domain",
+                             f"{tenant.domain} is the syndicate's own domain",
+                             hint="choose the commune's domain or a subdomain of the syndicate's")
+            elif tenant.domain in domains:
+                problems.add(decl.file, decl.line("tenant", "domain"), "tenant.domain",
+                             f"domain {tenant.domain} is already used by {domains[tenant.domain].file}")
+            domains[tenant.domain] = decl
+        logins: dict[str, int] = {}
+        for index, agent in enumerate(tenant.agents):
+            login = agent_login(agent.name, agent.login)
+            if not login:
+                problems.add(decl.file, decl.line("tenant", "agents", index, "name"),
+                             f"tenant.agents[{index}].name", "no login can be derived from this name",
+                             hint="add `login:` to the agent")
+            elif login in logins:
+                problems.add(decl.file, decl.line("tenant", "agents", index), f"tenant.agents[{index}]",
+                             f"login {login!r} is also the login of agent {logins[login]}",
+                             hint="set a distinct `login:` for one of them")
+            logins[login] = index
+        if hosting is not None and tenant.flavor is Flavor.MATRIX_SHARED and hosting.shared_homeserver is None:
+            problems.add(decl.file, decl.line("tenant", "flavor"), "tenant.flavor",
+                         "matrix-shared needs the syndicate's shared homeserver, and hosting.yaml declares none",
+                         hint="add `shared_homeserver: {host: <messaging host>}` to hosting.yaml")
+
+
+def agent_login(name: str, login: str | None) -> str:
+    if login:
+        return login
+    return re.sub(r"[^a-z0-9.]", "", slugify(name).replace("-", "."))[:64].strip(".")
+
+
+def load_inventory(root: Path, referential: Referential) -> Inventory:
+    """Read and check every declaration; raise InventoryError listing all problems."""
+    problems = ProblemCollector()
+    warnings: list[Problem] = []
+    if not root.is_dir():
+        problems.add(str(root), None, "", "inventory directory not found",
+                     hint="pass the directory holding hosting.yaml with --inventory")
+        problems.raise_if_any()
+    loaded = load_hosting(root, problems)
+    communes: list[CommuneDecl] = []
+    for path in commune_files(root):
+        decl = load_commune(path, _display(root, path), referential, problems, warnings)
+        if decl is not None:
+            communes.append(decl)
+    _check_cross_file(loaded[0] if loaded else None, communes, problems)
+    problems.raise_if_any()
+    assert loaded is not None
+    hosting, lines = loaded
+    return Inventory(root, hosting, lines, communes, referential.version, warnings)

@@ -1,0 +1,100 @@
+"""`inventory/placements.lock`: the placements already decided, so they never move.
+
+The planner is pure: it reads this lock and returns a new one. Only
+`relais plan` writes it (and `relais plan --locked` refuses to, for CI). A
+tenant leaves the lock when it is offboarded or its file is removed; moving a
+tenant on purpose is an operator's edit of this file (and a data migration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from relais.errors import LockError
+
+LOCK_FILE = "placements.lock"
+LOCK_VERSION = 1
+_HEADER = (
+    "# Placements decided by `relais plan`. Commit this file: it keeps every tenant on\n"
+    "# its host when communes are added or removed. Edit a line only to move a tenant on\n"
+    "# purpose (its data must be migrated).\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    host: str
+    slot: int | None = None
+    backup: str | None = None
+
+
+Lock = dict[str, Placement]
+
+
+def read_lock(inventory: Path) -> Lock:
+    path = inventory / LOCK_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"{path}: unreadable ({exc})") from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise LockError(f"{path}: not valid YAML ({exc})",
+                        hint="restore it from version control (git checkout -- it)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(
+        data.get("tenants", {}), dict
+    ):
+        raise LockError(f"{path}: expected `version: {LOCK_VERSION}` and a `tenants:` mapping",
+                        hint="restore it from version control")
+    lock: Lock = {}
+    for key, value in (data.get("tenants") or {}).items():
+        if not isinstance(value, dict) or not isinstance(value.get("host"), str):
+            raise LockError(f"{path}: tenants.{key}: expected {{host: NAME, slot: N, backup: NAME}}",
+                            hint="restore it from version control")
+        slot = value.get("slot")
+        backup = value.get("backup")
+        lock[str(key)] = Placement(
+            value["host"],
+            slot if isinstance(slot, int) and not isinstance(slot, bool) else None,
+            backup if isinstance(backup, str) else None,
+        )
+    return lock
+
+
+def render_lock(lock: Lock) -> str:
+    lines = [_HEADER, f"version: {LOCK_VERSION}\n", "tenants:\n" if lock else "tenants: {}\n"]
+    for key in sorted(lock):
+        placement = lock[key]
+        fields = [f"host: {placement.host}"]
+        if placement.slot is not None:
+            fields.append(f"slot: {placement.slot}")
+        if placement.backup is not None:
+            fields.append(f"backup: {placement.backup}")
+        lines.append(f'  "{key}": {{{", ".join(fields)}}}\n')
+    return "".join(lines)
+
+
+def write_lock(inventory: Path, lock: Lock) -> bool:
+    """Write the lock if it changed; return whether it did."""
+    path = inventory / LOCK_FILE
+    text = render_lock(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    tmp = path.with_suffix(".lock.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise LockError(f"cannot write {path}: {exc.strerror}") from None
+    return True

@@ -1,0 +1,483 @@
+"""Inventory -> Plan: pure and deterministic.
+
+Only this module knows how declarations map to infrastructure. Given the same
+inventory, referential and lock it returns the same Plan and the same new
+lock. Placement is stable: a tenant in the lock keeps its host, slot and
+backup target whatever else is added or removed; new tenants are placed in
+INSEE order on the messaging host with the most free memory (XMPP tenants
+prefer a host that already runs Prosody) and never beyond a host's capacity.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relais import referential as referential_mod
+from relais.inventory import CommuneDecl, Inventory, agent_login, load_inventory
+from relais.lock import Lock, Placement, read_lock
+from relais.model import Flavor, Role, Status
+from relais.plan import (
+    DnsRecord,
+    HostCapacity,
+    LabNetwork,
+    Plan,
+    PlannedAdmin,
+    PlannedAgent,
+    PlannedBackup,
+    PlannedHost,
+    PlannedRetention,
+    PlannedSyndicate,
+    PlannedTenant,
+    Probe,
+    SecretRef,
+    SharedService,
+    Unplaced,
+    Usage,
+)
+from relais.sizing import PROSODY, SHARED_HOMESERVER, Need, backup_disk, host_reserved, tenant_need
+
+SLOT_COUNT = 500
+DEDICATED_HTTP_BASE = 8100
+DEDICATED_METRICS_BASE = 8600
+SHARED_HTTP_PORT = 8008
+SHARED_METRICS_PORT = 9092
+PROSODY_METRICS_PORT = 5280
+NODE_EXPORTER_PORT = 9100
+BACKUP_ROOT = "/srv/borg"
+LAB_FIRST_AUTO = 10
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    lock: Lock
+    inventory: Inventory
+
+
+@dataclass
+class _HostState:
+    name: str
+    roles: list[Role]
+    site: str
+    ram: int
+    disk: int
+    used_ram: int
+    used_disk: int
+    tenants: list[str] = field(default_factory=list)
+    slots: set[int] = field(default_factory=set)
+    prosody: bool = False
+    shared: bool = False
+    backup_disk: int = 0
+
+    def free_ram(self) -> int:
+        return self.ram - self.used_ram
+
+    def free_disk(self) -> int:
+        return self.disk - self.used_disk
+
+    def extra_for(self, flavor: Flavor) -> Need:
+        if flavor is Flavor.XMPP and not self.prosody:
+            return PROSODY
+        if flavor is Flavor.MATRIX_SHARED and not self.shared:
+            return SHARED_HOMESERVER
+        return Need(0, 0)
+
+    def take(self, tenant_id: str, need: Need, flavor: Flavor) -> None:
+        extra = self.extra_for(flavor)
+        self.used_ram += need.ram_mib + extra.ram_mib
+        self.used_disk += need.disk_mib + extra.disk_mib
+        self.tenants.append(tenant_id)
+        if flavor is Flavor.XMPP:
+            self.prosody = True
+        elif flavor is Flavor.MATRIX_SHARED:
+            self.shared = True
+
+
+def plan_directory(root: Path, *, referential: referential_mod.Referential | None = None) -> PlanResult:
+    """Load the inventory in `root` with its lock and plan it (reads files, writes nothing)."""
+    ref = referential if referential is not None else referential_mod.load_or_fetch()
+    inventory = load_inventory(root, ref)
+    return build_plan(inventory, read_lock(root))
+
+
+def build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
+    hosting = inventory.hosting
+    syndicate_domain = hosting.syndicate.domain
+    shared_cfg = hosting.shared_homeserver
+    shared_server_name = (shared_cfg.server_name or syndicate_domain) if shared_cfg else None
+
+    states: dict[str, _HostState] = {}
+    for name in sorted(hosting.hosts):
+        host = hosting.hosts[name]
+        reserved = host_reserved(host.roles)
+        states[name] = _HostState(name, list(host.roles), host.site, host.capacity.ram,
+                                  host.capacity.disk, reserved.ram_mib, reserved.disk_mib)
+    messaging = [s for s in states.values() if Role.MESSAGING in s.roles]
+    backups = [s for s in states.values() if Role.BACKUP in s.roles]
+
+    decls = sorted(inventory.communes, key=lambda d: d.insee)
+    needs = {d.insee: tenant_need(d.data.tenant.flavor, d.data.tenant.accounts) for d in decls}
+    placed: dict[str, Placement] = {}
+    unplaced: list[Unplaced] = []
+    origin: dict[str, str] = {}
+
+    def allowed_hosts(flavor: Flavor) -> list[_HostState]:
+        if flavor is Flavor.MATRIX_SHARED:
+            return [states[shared_cfg.host]] if shared_cfg and shared_cfg.host in states else []
+        return messaging
+
+    # 1. Locked placements first: they never move.
+    pending: list[CommuneDecl] = []
+    for decl in decls:
+        tenant = decl.data.tenant
+        if not tenant.status.holds_capacity:
+            continue
+        entry = lock.get(decl.insee)
+        if entry is None:
+            pending.append(decl)
+            continue
+        state = states.get(entry.host)
+        allowed = allowed_hosts(tenant.flavor)
+        if state is None or state not in allowed:
+            why = ("is no longer declared" if state is None
+                   else f"cannot carry a {tenant.flavor} tenant")
+            unplaced.append(Unplaced(
+                tenant=decl.insee,
+                reason=f"locked on host {entry.host}, which {why}; move it on purpose: migrate its "
+                       f"data, then delete its line from placements.lock",
+                missing_ram_mib=0, missing_disk_mib=0))
+            continue
+        slot = entry.slot
+        if tenant.flavor is Flavor.MATRIX_DEDICATED:
+            if slot is None or slot in state.slots or not 0 <= slot < SLOT_COUNT:
+                slot = _free_slot(state)
+            state.slots.add(slot)
+        else:
+            slot = None
+        state.take(decl.insee, needs[decl.insee], tenant.flavor)
+        placed[decl.insee] = Placement(state.name, slot, entry.backup)
+        origin[decl.insee] = "locked"
+
+    # 2. New tenants, in INSEE order, never beyond capacity.
+    for decl in pending:
+        tenant = decl.data.tenant
+        need = needs[decl.insee]
+        candidates = allowed_hosts(tenant.flavor)
+        if not candidates:
+            unplaced.append(Unplaced(tenant=decl.insee, reason=f"no host can carry {tenant.flavor} tenants",
+                                     missing_ram_mib=need.ram_mib, missing_disk_mib=need.disk_mib))
+            continue
+        fitting = []
+        missing: list[tuple[int, int]] = []
+        for state in candidates:
+            extra = state.extra_for(tenant.flavor)
+            lack_ram = need.ram_mib + extra.ram_mib - state.free_ram()
+            lack_disk = need.disk_mib + extra.disk_mib - state.free_disk()
+            full_slots = tenant.flavor is Flavor.MATRIX_DEDICATED and len(state.slots) >= SLOT_COUNT
+            if lack_ram <= 0 and lack_disk <= 0 and not full_slots:
+                fitting.append(state)
+            else:
+                missing.append((max(lack_ram, 0), max(lack_disk, 0)))
+        if not fitting:
+            ram, disk = min(missing)
+            unplaced.append(Unplaced(
+                tenant=decl.insee,
+                reason=f"no {'shared homeserver ' if tenant.flavor is Flavor.MATRIX_SHARED else 'messaging '}"
+                       "host has enough free capacity",
+                missing_ram_mib=ram, missing_disk_mib=disk))
+            continue
+        if tenant.flavor is Flavor.XMPP:
+            fitting.sort(key=lambda s: (not s.prosody, -s.free_ram(), s.name))
+        else:
+            fitting.sort(key=lambda s: (-s.free_ram(), s.name))
+        state = fitting[0]
+        slot = None
+        if tenant.flavor is Flavor.MATRIX_DEDICATED:
+            slot = _free_slot(state)
+            state.slots.add(slot)
+        state.take(decl.insee, need, tenant.flavor)
+        placed[decl.insee] = Placement(state.name, slot, None)
+        origin[decl.insee] = "new"
+
+    # 3. Backup targets: on another site than the tenant's host, locked once chosen.
+    for insee in sorted(placed):
+        placement = placed[insee]
+        host_site = states[placement.host].site
+        size = backup_disk(needs[insee].disk_mib)
+        target = states.get(placement.backup) if placement.backup else None
+        if target is None or target not in backups or target.site == host_site:
+            others = [b for b in backups if b.site != host_site]
+            target = max(others, key=lambda b: (b.free_disk() - b.backup_disk, b.name)) if others else None
+        if target is not None:
+            target.backup_disk += size
+            target.used_disk += size
+        placed[insee] = Placement(placement.host, placement.slot, target.name if target else None)
+
+    new_lock: Lock = dict(placed)
+    plan = _assemble(inventory, decls, placed, origin, needs, states, unplaced, shared_server_name)
+    return PlanResult(plan, new_lock, inventory)
+
+
+def _free_slot(state: _HostState) -> int:
+    slot = 0
+    while slot in state.slots:
+        slot += 1
+    return slot
+
+
+def _lab_addresses(inventory: Inventory) -> dict[str, str]:
+    hosting = inventory.hosting
+    subnet = hosting.lab.subnet
+    used = {str(h.address) for h in hosting.hosts.values() if h.address is not None}
+    addresses: dict[str, str] = {}
+    pool = (str(a) for a in subnet.hosts() if int(a) - int(subnet.network_address) >= LAB_FIRST_AUTO)
+    for name in sorted(hosting.hosts):
+        host = hosting.hosts[name]
+        if host.address is not None:
+            addresses[name] = str(host.address)
+        elif host.provider == "lab":
+            candidate = next(pool, None)
+            while candidate is not None and candidate in used:
+                candidate = next(pool, None)
+            if candidate is not None:
+                addresses[name] = candidate
+                used.add(candidate)
+    return addresses
+
+
+def _assemble(
+    inventory: Inventory,
+    decls: list[CommuneDecl],
+    placed: dict[str, Placement],
+    origin: dict[str, str],
+    needs: dict[str, Need],
+    states: dict[str, _HostState],
+    unplaced: list[Unplaced],
+    shared_server_name: str | None,
+) -> Plan:
+    hosting = inventory.hosting
+    domain = hosting.syndicate.domain
+    defaults = hosting.defaults
+    addresses = _lab_addresses(inventory)
+    fqdn = {name: f"{name}.infra.{domain}" for name in hosting.hosts}
+    unplaced_ids = {u.tenant for u in unplaced}
+    syndicate_domains: set[str] = {domain}
+    if shared_server_name:
+        syndicate_domains.add(shared_server_name)
+
+    def proxy_for(host_name: str) -> str:
+        host = hosting.hosts[host_name]
+        if Role.PROXY in host.roles:
+            return host_name
+        same_site = [n for n in sorted(hosting.hosts) if Role.PROXY in hosting.hosts[n].roles
+                     and hosting.hosts[n].site == host.site]
+        anywhere = [n for n in sorted(hosting.hosts) if Role.PROXY in hosting.hosts[n].roles]
+        return (same_site or anywhere or [host_name])[0]
+
+    def public_ip(host_name: str) -> str | None:
+        host = hosting.hosts[host_name]
+        return str(host.public_address) if host.public_address else addresses.get(host_name)
+
+    dns: list[DnsRecord] = []
+    for name in sorted(hosting.hosts):
+        if name in addresses:
+            dns.append(DnsRecord.model_construct(name=fqdn[name], type="A", value=addresses[name],
+                                                 ttl=3600, managed_by="syndicate"))
+
+    tenants: list[PlannedTenant] = []
+    for decl in decls:
+        tenant = decl.data.tenant
+        insee = decl.insee
+        key = insee.lower()
+        flavor = tenant.flavor
+        placement = placed.get(insee)
+        if flavor is Flavor.MATRIX_SHARED:
+            server_name = shared_server_name or domain
+            service_domain = None
+            own = False
+        else:
+            service_domain = tenant.domain or f"{decl.slug}.{domain}"
+            server_name = service_domain
+            own = tenant.domain is not None and not (
+                tenant.domain == domain or tenant.domain.endswith("." + domain))
+            syndicate_domains.add(service_domain)
+        need = needs[insee]
+        retention = PlannedRetention.model_construct(
+            messages_days=tenant.retention.messages or defaults.retention.messages or 365,
+            logs_days=tenant.retention.logs or defaults.retention.logs or 180,
+        )
+        secrets: list[SecretRef] = []
+        unix_user = database = None
+        port = metrics_port = None
+        prefix = f"tenants/{key}"
+        if flavor is Flavor.MATRIX_DEDICATED:
+            unix_user = f"synapse-{key}"
+            database = f"synapse_{key}"
+            for name_, kind in (("db_password", "password"), ("signing_key", "signing-key"),
+                                ("macaroon_secret", "token"), ("form_secret", "token"),
+                                ("registration_secret", "token")):
+                secrets.append(SecretRef.model_construct(ref=f"{prefix}/{name_}", kind=kind))
+            if placement is not None and placement.slot is not None:
+                port = DEDICATED_HTTP_BASE + placement.slot
+                metrics_port = DEDICATED_METRICS_BASE + placement.slot
+        elif flavor is Flavor.MATRIX_SHARED:
+            unix_user = "synapse-shared"
+            database = "synapse_shared"
+        else:
+            unix_user = "prosody"
+        secrets.append(SecretRef.model_construct(ref=f"{prefix}/backup_passphrase", kind="passphrase"))
+        agents = []
+        for agent in tenant.agents:
+            login = agent_login(agent.name, agent.login)
+            if flavor is Flavor.MATRIX_SHARED:
+                login = f"{decl.slug}.{login}"
+            address = f"{login}@{server_name}" if flavor is Flavor.XMPP else f"@{login}:{server_name}"
+            agents.append(PlannedAgent.model_construct(
+                name=agent.name, email=agent.email, login=login, address=address,
+                password=SecretRef.model_construct(ref=f"{prefix}/agents/{login}", kind="password")))
+        host_name = placement.host if placement else None
+        probes: list[Probe] = []
+        if host_name is not None and tenant.status in (Status.ACTIVE, Status.APPROVED):
+            if flavor is Flavor.XMPP:
+                probes += [Probe.model_construct(kind="xmpp-c2s", target=f"{server_name}:5222"),
+                           Probe.model_construct(kind="xmpp-s2s", target=f"{server_name}:5269")]
+            else:
+                probes += [Probe.model_construct(kind="matrix-client",
+                                                 target=f"https://{server_name}/_matrix/client/versions")]
+                if flavor is Flavor.MATRIX_DEDICATED:
+                    probes.append(Probe.model_construct(kind="matrix-federation", target=f"{server_name}:8448"))
+                    if metrics_port is not None and host_name in addresses:
+                        probes.append(Probe.model_construct(
+                            kind="metrics", target=f"{addresses[host_name]}:{metrics_port}"))
+        if host_name is not None and service_domain is not None:
+            proxy = proxy_for(host_name)
+            ip = public_ip(proxy)
+            managed = "commune" if own else "syndicate"
+            if ip:
+                dns.append(DnsRecord.model_construct(name=service_domain, type="A", value=ip,
+                                                     ttl=3600, managed_by=managed))
+            if flavor is Flavor.XMPP:
+                target = f"{fqdn[host_name]}."
+                dns += [
+                    DnsRecord.model_construct(name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
+                                              value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
+                    DnsRecord.model_construct(name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
+                                              value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
+                    DnsRecord.model_construct(name=f"conference.{service_domain}", type="CNAME",
+                                              value=f"{service_domain}.", ttl=3600, managed_by=managed),
+                ]
+        if insee in unplaced_ids:
+            state_label = "unplaced"
+        elif placement is None:
+            state_label = "none"
+        else:
+            state_label = origin[insee]
+        backup_target = placement.backup if placement else None
+        tenants.append(PlannedTenant.model_construct(
+            id=insee, insee=insee, commune=decl.official_name, siren=decl.data.commune.siren,
+            departement=decl.departement, region=decl.region, population=decl.population,
+            source=decl.file, flavor=flavor.value, status=tenant.status.value,
+            domain=service_domain, own_domain=own, server_name=server_name,
+            host=host_name, placement=state_label, unix_user=unix_user, database=database,
+            port=port, metrics_port=metrics_port, memory_mib=need.ram_mib,
+            memory_limit_mib=need.limit_mib, disk_mib=need.disk_mib, accounts=tenant.accounts,
+            agents=agents, retention=retention,
+            backup=PlannedBackup.model_construct(
+                target_host=backup_target,
+                repository=f"{BACKUP_ROOT}/{key}" if backup_target else None,
+                time=defaults.backup.time, keep_daily=defaults.backup.keep.daily,
+                keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly),
+            federation_allow=sorted(set(tenant.federation.allow) | set(defaults.federation.allow)),
+            mairie=decl.data.contacts.mairie, dpo_name=decl.data.contacts.dpo.name,
+            dpo_email=decl.data.contacts.dpo.email, probes=probes, secrets=secrets,
+        ))
+
+    # Federation allow-lists: the syndicate's own homeservers, widened by the inventory.
+    matrix_servers = sorted({t.server_name for t in tenants if t.host and t.flavor != "xmpp"})
+    xmpp_servers = sorted({t.server_name for t in tenants if t.host and t.flavor == "xmpp"})
+    tenants = [
+        t.model_copy(update={"federation_allow": sorted(
+            (set(matrix_servers if t.flavor != "xmpp" else xmpp_servers) - {t.server_name})
+            | set(t.federation_allow))})
+        for t in tenants
+    ]
+
+    shared_service = None
+    shared_cfg = hosting.shared_homeserver
+    if shared_cfg is not None and shared_server_name is not None:
+        members = sorted(t.id for t in tenants if t.flavor == "matrix-shared" and t.host)
+        shared_service = SharedService.model_construct(
+            host=shared_cfg.host, server_name=shared_server_name, unix_user="synapse-shared",
+            database="synapse_shared", port=SHARED_HTTP_PORT, metrics_port=SHARED_METRICS_PORT,
+            memory_limit_mib=SHARED_HOMESERVER.limit_mib, tenants=members,
+            secrets=[SecretRef.model_construct(ref=f"services/shared-homeserver/{n}", kind=k)
+                     for n, k in (("db_password", "password"), ("signing_key", "signing-key"),
+                                  ("macaroon_secret", "token"), ("form_secret", "token"),
+                                  ("registration_secret", "token"))])
+        ip = public_ip(proxy_for(shared_cfg.host))
+        if ip:
+            dns.append(DnsRecord.model_construct(name=shared_server_name, type="A", value=ip,
+                                                 ttl=3600, managed_by="syndicate"))
+    xmpp_services = [
+        SharedService.model_construct(
+            host=state.name, server_name=fqdn[state.name], unix_user="prosody", database=None,
+            port=5222, metrics_port=PROSODY_METRICS_PORT, memory_limit_mib=PROSODY.limit_mib,
+            tenants=sorted(t.id for t in tenants if t.host == state.name and t.flavor == "xmpp"),
+            secrets=[])
+        for state in states.values() if state.prosody
+    ]
+
+    dedicated_ids = {t.id for t in tenants if t.flavor == "matrix-dedicated"}
+    database_hosts = {t.host for t in tenants if t.host and t.flavor != "xmpp"}
+    hosts = []
+    for name in sorted(hosting.hosts):
+        host = hosting.hosts[name]
+        state = states[name]
+        reserved = host_reserved(host.roles)
+        site = hosting.sites.get(host.site)
+        services = ["sshd", "node-exporter"]
+        if Role.DATABASE in host.roles and name in database_hosts:
+            services.append("postgresql")
+        if Role.PROXY in host.roles:
+            services.append("nginx")
+        if state.shared:
+            services.append("synapse-shared")
+        services += [f"synapse-{t.lower()}" for t in sorted(state.tenants) if t in dedicated_ids]
+        if state.prosody:
+            services.append("prosody")
+        if Role.BACKUP in host.roles:
+            services.append("borg-server")
+        if Role.MONITOR in host.roles:
+            services += ["prometheus", "alertmanager", "blackbox-exporter"]
+        hosts.append(PlannedHost.model_construct(
+            name=name, fqdn=fqdn[name], site=host.site,
+            country=site.country if site else "", city=site.city if site else "",
+            roles=[r.value for r in host.roles], provider=host.provider,
+            address=addresses.get(name),
+            public_address=str(host.public_address) if host.public_address else None,
+            capacity=HostCapacity.model_construct(ram_mib=state.ram, disk_mib=state.disk,
+                                                  vcpu=host.capacity.vcpu),
+            reserved=Usage.model_construct(ram_mib=reserved.ram_mib, disk_mib=reserved.disk_mib),
+            used=Usage.model_construct(ram_mib=state.used_ram, disk_mib=state.used_disk),
+            tenants=sorted(state.tenants), services=services,
+        ))
+
+    subnet = hosting.lab.subnet
+    gateway = next(subnet.hosts())
+    return Plan.model_construct(
+        schema_="relais.plan/v1",
+        syndicate=PlannedSyndicate.model_construct(name=hosting.syndicate.name, domain=domain,
+                                                   contact=hosting.syndicate.contact),
+        referential=inventory.referential_version,
+        hosts=hosts, tenants=tenants,
+        unplaced=sorted(unplaced, key=lambda u: u.tenant),
+        shared_homeserver=shared_service, xmpp_services=xmpp_services,
+        admins=[PlannedAdmin.model_construct(login=login, name=a.name, email=a.email,
+                                             ssh_keys=list(a.ssh_keys))
+                for login, a in sorted(hosting.admins.items())],
+        dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)),
+        lab=LabNetwork.model_construct(subnet=str(subnet), bridge=hosting.lab.bridge,
+                                       gateway=str(ipaddress.IPv4Address(gateway))),
+    )
