@@ -8,7 +8,10 @@ them all so one run of `relais validate` shows everything to fix.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -43,14 +46,11 @@ class CommuneDecl:
     region: str
     population: int | None
     official_name: str
+    slug: str
 
     @property
     def insee(self) -> str:
         return self.data.commune.insee
-
-    @property
-    def slug(self) -> str:
-        return slugify(self.official_name)
 
     def line(self, *loc: str | int) -> int | None:
         return line_of(self.lines, loc)
@@ -152,8 +152,12 @@ def _one_problem(
         if close:
             hint = f"did you mean {close[0]!r}?"
     elif kind == "value_error":
-        expected = message.removeprefix("Value error, ")
-        message = "invalid value" if given is None or isinstance(given, dict) else f"invalid value {given!r}"
+        text = message.removeprefix("Value error, ")
+        if isinstance(given, dict):
+            message = text
+        else:
+            expected = text
+            message = f"invalid value {given!r}"
     elif kind in ("string_type", "str_type") and isinstance(given, int | float) and not isinstance(given, bool):
         message = f"is a number ({given!r}) where text is expected"
         hint = f'quote it: "{given}" (leading zeros of codes are lost otherwise)'
@@ -324,12 +328,15 @@ def load_commune(
                          hint="fix the name or the INSEE code"
                          + (f" (close names in département {official.departement}: {', '.join(close)})"
                             if close else ""))
-    if official.siren and commune.siren != official.siren:
+    if official.siren and commune.siren is None:
+        problems.add(display, line_of(lines, ("commune",)), "commune.siren", "is required but missing",
+                     expected=f'siren: "{official.siren}" (from the official list)')
+    elif official.siren and commune.siren != official.siren:
         problems.add(display, line_of(lines, ("commune", "siren")), "commune.siren",
                      f"SIREN {commune.siren} is not the SIREN of {official.name}",
                      expected=f"{official.siren} (from the official list)")
     return CommuneDecl(display, lines, decl, official.departement, official.region,
-                       official.population, official.name)
+                       official.population, official.name, slugify(official.name))
 
 
 def _check_cross_file(hosting: Hosting | None, communes: list[CommuneDecl], problems: ProblemCollector) -> None:
@@ -382,6 +389,24 @@ def agent_login(name: str, login: str | None) -> str:
 
 def load_inventory(root: Path, referential: Referential) -> Inventory:
     """Read and check every declaration; raise InventoryError listing all problems."""
+    with gc_paused():
+        return _load_inventory(root, referential)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Loading builds many long-lived objects and no cycles; the cycle collector
+    would rescan them again and again (quadratic at the scale of France)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_inventory(root: Path, referential: Referential) -> Inventory:
     problems = ProblemCollector()
     warnings: list[Problem] = []
     if not root.is_dir():

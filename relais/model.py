@@ -217,7 +217,7 @@ class Hosting(Strict):
 class CommuneId(Strict):
     insee: Insee
     name: Text
-    siren: Siren
+    siren: Siren | None = None  # mandatory where the official list has one
 
 
 class Dpo(Strict):

@@ -94,7 +94,7 @@ class PlannedTenant(Frozen):
     id: str = Field(description="The commune's INSEE code: one tenant per commune")
     insee: str
     commune: str
-    siren: str
+    siren: str = Field(description="Empty where the official list has none (some overseas collectivities)")
     departement: str
     region: str
     population: int | None
@@ -117,7 +117,9 @@ class PlannedTenant(Frozen):
     agents: list[PlannedAgent]
     retention: PlannedRetention
     backup: PlannedBackup
-    federation_allow: list[str]
+    federation_extra: list[str] = Field(
+        description="Domains this tenant may federate with beyond Plan.federation"
+    )
     mairie: str
     dpo_name: str
     dpo_email: str
@@ -163,6 +165,14 @@ class PlannedAdmin(Frozen):
     ssh_keys: list[str]
 
 
+class PlannedFederation(Frozen):
+    """Federation is limited to the syndicate's own servers unless the inventory widens it."""
+
+    matrix: list[str] = Field(description="Every Matrix server_name the syndicate runs")
+    xmpp: list[str] = Field(description="Every XMPP domain the syndicate runs")
+    allow: list[str] = Field(description="Domains every tenant may also federate with (defaults)")
+
+
 class Plan(Frozen):
     schema_: str = Field(default=PLAN_SCHEMA, alias="schema")
     syndicate: PlannedSyndicate
@@ -174,6 +184,7 @@ class Plan(Frozen):
     xmpp_services: list[SharedService] = Field(description="One Prosody per host carrying xmpp tenants")
     admins: list[PlannedAdmin]
     dns: list[DnsRecord]
+    federation: PlannedFederation
     lab: LabNetwork
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from relais import referential as referential_mod
-from relais.inventory import CommuneDecl, Inventory, agent_login, load_inventory
+from relais.inventory import CommuneDecl, Inventory, agent_login, gc_paused, load_inventory
 from relais.lock import Lock, Placement, read_lock
 from relais.model import Flavor, Role, Status
 from relais.plan import (
@@ -28,6 +31,7 @@ from relais.plan import (
     PlannedBackup,
     PlannedHost,
     PlannedRetention,
+    PlannedFederation,
     PlannedSyndicate,
     PlannedTenant,
     Probe,
@@ -47,6 +51,25 @@ PROSODY_METRICS_PORT = 5280
 NODE_EXPORTER_PORT = 9100
 BACKUP_ROOT = "/srv/borg"
 LAB_FIRST_AUTO = 10
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _make(cls: type[M], **values: Any) -> M:
+    """Build a trusted Plan object without validation.
+
+    The planner is the Plan's only producer and builds hundreds of thousands of
+    small objects for a whole country; pydantic's `model_construct` costs ~7 µs
+    each. Every field must be given (tests round-trip the Plan through
+    `Plan.model_validate` to keep this honest).
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 @dataclass
@@ -103,6 +126,11 @@ def plan_directory(root: Path, *, referential: referential_mod.Referential | Non
 
 
 def build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
+    with gc_paused():
+        return _build_plan(inventory, lock)
+
+
+def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
     hosting = inventory.hosting
     syndicate_domain = hosting.syndicate.domain
     shared_cfg = hosting.shared_homeserver
@@ -169,30 +197,33 @@ def build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
             unplaced.append(Unplaced(tenant=decl.insee, reason=f"no host can carry {tenant.flavor} tenants",
                                      missing_ram_mib=need.ram_mib, missing_disk_mib=need.disk_mib))
             continue
-        fitting = []
-        missing: list[tuple[int, int]] = []
+        best: _HostState | None = None
+        best_key: tuple[bool, int, str] | None = None
+        dedicated = tenant.flavor is Flavor.MATRIX_DEDICATED
+        xmpp = tenant.flavor is Flavor.XMPP
         for state in candidates:
             extra = state.extra_for(tenant.flavor)
-            lack_ram = need.ram_mib + extra.ram_mib - state.free_ram()
-            lack_disk = need.disk_mib + extra.disk_mib - state.free_disk()
-            full_slots = tenant.flavor is Flavor.MATRIX_DEDICATED and len(state.slots) >= SLOT_COUNT
-            if lack_ram <= 0 and lack_disk <= 0 and not full_slots:
-                fitting.append(state)
-            else:
-                missing.append((max(lack_ram, 0), max(lack_disk, 0)))
-        if not fitting:
-            ram, disk = min(missing)
+            free_ram = state.ram - state.used_ram
+            if (need.ram_mib + extra.ram_mib > free_ram
+                    or need.disk_mib + extra.disk_mib > state.disk - state.used_disk
+                    or (dedicated and len(state.slots) >= SLOT_COUNT)):
+                continue
+            # XMPP packs onto hosts already running Prosody; others go where memory is freest.
+            key = (xmpp and not state.prosody, -free_ram, state.name)
+            if best_key is None or key < best_key:
+                best, best_key = state, key
+        if best is None:
+            ram, disk = min(
+                (max(need.ram_mib + s.extra_for(tenant.flavor).ram_mib - s.free_ram(), 0),
+                 max(need.disk_mib + s.extra_for(tenant.flavor).disk_mib - s.free_disk(), 0))
+                for s in candidates)
             unplaced.append(Unplaced(
                 tenant=decl.insee,
                 reason=f"no {'shared homeserver ' if tenant.flavor is Flavor.MATRIX_SHARED else 'messaging '}"
                        "host has enough free capacity",
                 missing_ram_mib=ram, missing_disk_mib=disk))
             continue
-        if tenant.flavor is Flavor.XMPP:
-            fitting.sort(key=lambda s: (not s.prosody, -s.free_ram(), s.name))
-        else:
-            fitting.sort(key=lambda s: (-s.free_ram(), s.name))
-        state = fitting[0]
+        state = best
         slot = None
         if tenant.flavor is Flavor.MATRIX_DEDICATED:
             slot = _free_slot(state)
@@ -283,7 +314,7 @@ def _assemble(
     dns: list[DnsRecord] = []
     for name in sorted(hosting.hosts):
         if name in addresses:
-            dns.append(DnsRecord.model_construct(name=fqdn[name], type="A", value=addresses[name],
+            dns.append(_make(DnsRecord, name=fqdn[name], type="A", value=addresses[name],
                                                  ttl=3600, managed_by="syndicate"))
 
     tenants: list[PlannedTenant] = []
@@ -304,7 +335,7 @@ def _assemble(
                 tenant.domain == domain or tenant.domain.endswith("." + domain))
             syndicate_domains.add(service_domain)
         need = needs[insee]
-        retention = PlannedRetention.model_construct(
+        retention = _make(PlannedRetention, 
             messages_days=tenant.retention.messages or defaults.retention.messages or 365,
             logs_days=tenant.retention.logs or defaults.retention.logs or 180,
         )
@@ -318,7 +349,7 @@ def _assemble(
             for name_, kind in (("db_password", "password"), ("signing_key", "signing-key"),
                                 ("macaroon_secret", "token"), ("form_secret", "token"),
                                 ("registration_secret", "token")):
-                secrets.append(SecretRef.model_construct(ref=f"{prefix}/{name_}", kind=kind))
+                secrets.append(_make(SecretRef, ref=f"{prefix}/{name_}", kind=kind))
             if placement is not None and placement.slot is not None:
                 port = DEDICATED_HTTP_BASE + placement.slot
                 metrics_port = DEDICATED_METRICS_BASE + placement.slot
@@ -327,45 +358,45 @@ def _assemble(
             database = "synapse_shared"
         else:
             unix_user = "prosody"
-        secrets.append(SecretRef.model_construct(ref=f"{prefix}/backup_passphrase", kind="passphrase"))
+        secrets.append(_make(SecretRef, ref=f"{prefix}/backup_passphrase", kind="passphrase"))
         agents = []
         for agent in tenant.agents:
             login = agent_login(agent.name, agent.login)
             if flavor is Flavor.MATRIX_SHARED:
                 login = f"{decl.slug}.{login}"
             address = f"{login}@{server_name}" if flavor is Flavor.XMPP else f"@{login}:{server_name}"
-            agents.append(PlannedAgent.model_construct(
+            agents.append(_make(PlannedAgent, 
                 name=agent.name, email=agent.email, login=login, address=address,
-                password=SecretRef.model_construct(ref=f"{prefix}/agents/{login}", kind="password")))
+                password=_make(SecretRef, ref=f"{prefix}/agents/{login}", kind="password")))
         host_name = placement.host if placement else None
         probes: list[Probe] = []
         if host_name is not None and tenant.status in (Status.ACTIVE, Status.APPROVED):
             if flavor is Flavor.XMPP:
-                probes += [Probe.model_construct(kind="xmpp-c2s", target=f"{server_name}:5222"),
-                           Probe.model_construct(kind="xmpp-s2s", target=f"{server_name}:5269")]
+                probes += [_make(Probe, kind="xmpp-c2s", target=f"{server_name}:5222"),
+                           _make(Probe, kind="xmpp-s2s", target=f"{server_name}:5269")]
             else:
-                probes += [Probe.model_construct(kind="matrix-client",
+                probes += [_make(Probe, kind="matrix-client",
                                                  target=f"https://{server_name}/_matrix/client/versions")]
                 if flavor is Flavor.MATRIX_DEDICATED:
-                    probes.append(Probe.model_construct(kind="matrix-federation", target=f"{server_name}:8448"))
+                    probes.append(_make(Probe, kind="matrix-federation", target=f"{server_name}:8448"))
                     if metrics_port is not None and host_name in addresses:
-                        probes.append(Probe.model_construct(
+                        probes.append(_make(Probe, 
                             kind="metrics", target=f"{addresses[host_name]}:{metrics_port}"))
         if host_name is not None and service_domain is not None:
             proxy = proxy_for(host_name)
             ip = public_ip(proxy)
             managed = "commune" if own else "syndicate"
             if ip:
-                dns.append(DnsRecord.model_construct(name=service_domain, type="A", value=ip,
+                dns.append(_make(DnsRecord, name=service_domain, type="A", value=ip,
                                                      ttl=3600, managed_by=managed))
             if flavor is Flavor.XMPP:
                 target = f"{fqdn[host_name]}."
                 dns += [
-                    DnsRecord.model_construct(name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
+                    _make(DnsRecord, name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
                                               value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
-                    DnsRecord.model_construct(name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
+                    _make(DnsRecord, name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
                                               value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
-                    DnsRecord.model_construct(name=f"conference.{service_domain}", type="CNAME",
+                    _make(DnsRecord, name=f"conference.{service_domain}", type="CNAME",
                                               value=f"{service_domain}.", ttl=3600, managed_by=managed),
                 ]
         if insee in unplaced_ids:
@@ -375,8 +406,8 @@ def _assemble(
         else:
             state_label = origin[insee]
         backup_target = placement.backup if placement else None
-        tenants.append(PlannedTenant.model_construct(
-            id=insee, insee=insee, commune=decl.official_name, siren=decl.data.commune.siren,
+        tenants.append(_make(PlannedTenant, 
+            id=insee, insee=insee, commune=decl.official_name, siren=decl.data.commune.siren or "",
             departement=decl.departement, region=decl.region, population=decl.population,
             source=decl.file, flavor=flavor.value, status=tenant.status.value,
             domain=service_domain, own_domain=own, server_name=server_name,
@@ -384,44 +415,37 @@ def _assemble(
             port=port, metrics_port=metrics_port, memory_mib=need.ram_mib,
             memory_limit_mib=need.limit_mib, disk_mib=need.disk_mib, accounts=tenant.accounts,
             agents=agents, retention=retention,
-            backup=PlannedBackup.model_construct(
+            backup=_make(PlannedBackup, 
                 target_host=backup_target,
                 repository=f"{BACKUP_ROOT}/{key}" if backup_target else None,
                 time=defaults.backup.time, keep_daily=defaults.backup.keep.daily,
                 keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly),
-            federation_allow=sorted(set(tenant.federation.allow) | set(defaults.federation.allow)),
+            federation_extra=sorted(set(tenant.federation.allow)),
             mairie=decl.data.contacts.mairie, dpo_name=decl.data.contacts.dpo.name,
             dpo_email=decl.data.contacts.dpo.email, probes=probes, secrets=secrets,
         ))
 
-    # Federation allow-lists: the syndicate's own homeservers, widened by the inventory.
     matrix_servers = sorted({t.server_name for t in tenants if t.host and t.flavor != "xmpp"})
     xmpp_servers = sorted({t.server_name for t in tenants if t.host and t.flavor == "xmpp"})
-    tenants = [
-        t.model_copy(update={"federation_allow": sorted(
-            (set(matrix_servers if t.flavor != "xmpp" else xmpp_servers) - {t.server_name})
-            | set(t.federation_allow))})
-        for t in tenants
-    ]
 
     shared_service = None
     shared_cfg = hosting.shared_homeserver
     if shared_cfg is not None and shared_server_name is not None:
         members = sorted(t.id for t in tenants if t.flavor == "matrix-shared" and t.host)
-        shared_service = SharedService.model_construct(
+        shared_service = _make(SharedService, 
             host=shared_cfg.host, server_name=shared_server_name, unix_user="synapse-shared",
             database="synapse_shared", port=SHARED_HTTP_PORT, metrics_port=SHARED_METRICS_PORT,
             memory_limit_mib=SHARED_HOMESERVER.limit_mib, tenants=members,
-            secrets=[SecretRef.model_construct(ref=f"services/shared-homeserver/{n}", kind=k)
+            secrets=[_make(SecretRef, ref=f"services/shared-homeserver/{n}", kind=k)
                      for n, k in (("db_password", "password"), ("signing_key", "signing-key"),
                                   ("macaroon_secret", "token"), ("form_secret", "token"),
                                   ("registration_secret", "token"))])
         ip = public_ip(proxy_for(shared_cfg.host))
         if ip:
-            dns.append(DnsRecord.model_construct(name=shared_server_name, type="A", value=ip,
+            dns.append(_make(DnsRecord, name=shared_server_name, type="A", value=ip,
                                                  ttl=3600, managed_by="syndicate"))
     xmpp_services = [
-        SharedService.model_construct(
+        _make(SharedService, 
             host=state.name, server_name=fqdn[state.name], unix_user="prosody", database=None,
             port=5222, metrics_port=PROSODY_METRICS_PORT, memory_limit_mib=PROSODY.limit_mib,
             tenants=sorted(t.id for t in tenants if t.host == state.name and t.flavor == "xmpp"),
@@ -451,33 +475,35 @@ def _assemble(
             services.append("borg-server")
         if Role.MONITOR in host.roles:
             services += ["prometheus", "alertmanager", "blackbox-exporter"]
-        hosts.append(PlannedHost.model_construct(
+        hosts.append(_make(PlannedHost, 
             name=name, fqdn=fqdn[name], site=host.site,
             country=site.country if site else "", city=site.city if site else "",
             roles=[r.value for r in host.roles], provider=host.provider,
             address=addresses.get(name),
             public_address=str(host.public_address) if host.public_address else None,
-            capacity=HostCapacity.model_construct(ram_mib=state.ram, disk_mib=state.disk,
+            capacity=_make(HostCapacity, ram_mib=state.ram, disk_mib=state.disk,
                                                   vcpu=host.capacity.vcpu),
-            reserved=Usage.model_construct(ram_mib=reserved.ram_mib, disk_mib=reserved.disk_mib),
-            used=Usage.model_construct(ram_mib=state.used_ram, disk_mib=state.used_disk),
+            reserved=_make(Usage, ram_mib=reserved.ram_mib, disk_mib=reserved.disk_mib),
+            used=_make(Usage, ram_mib=state.used_ram, disk_mib=state.used_disk),
             tenants=sorted(state.tenants), services=services,
         ))
 
     subnet = hosting.lab.subnet
     gateway = next(subnet.hosts())
-    return Plan.model_construct(
+    return _make(Plan, 
         schema_="relais.plan/v1",
-        syndicate=PlannedSyndicate.model_construct(name=hosting.syndicate.name, domain=domain,
+        syndicate=_make(PlannedSyndicate, name=hosting.syndicate.name, domain=domain,
                                                    contact=hosting.syndicate.contact),
         referential=inventory.referential_version,
         hosts=hosts, tenants=tenants,
         unplaced=sorted(unplaced, key=lambda u: u.tenant),
         shared_homeserver=shared_service, xmpp_services=xmpp_services,
-        admins=[PlannedAdmin.model_construct(login=login, name=a.name, email=a.email,
+        admins=[_make(PlannedAdmin, login=login, name=a.name, email=a.email,
                                              ssh_keys=list(a.ssh_keys))
                 for login, a in sorted(hosting.admins.items())],
         dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)),
-        lab=LabNetwork.model_construct(subnet=str(subnet), bridge=hosting.lab.bridge,
+        federation=_make(PlannedFederation, 
+            matrix=matrix_servers, xmpp=xmpp_servers, allow=sorted(defaults.federation.allow)),
+        lab=_make(LabNetwork, subnet=str(subnet), bridge=hosting.lab.bridge,
                                        gateway=str(ipaddress.IPv4Address(gateway))),
     )

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -74,18 +75,23 @@ class OfficialCommune:
         }
 
 
+_FOLD = str.maketrans({"œ": "oe", "æ": "ae", "-": " ", "'": " ", "’": " ", "`": " ",
+                       ".": " ", ",": " ", "_": " "})
+_COMBINING = dict.fromkeys(range(0x300, 0x370))
+
+
 def normalize(text: str) -> str:
     """Fold accents, case, apostrophes and dashes: `Saint-Lô` == `saint lo`."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    lowered = stripped.casefold().replace("œ", "oe").replace("æ", "ae")
-    for char in "-'’`.,_":
-        lowered = lowered.replace(char, " ")
-    return " ".join(lowered.split())
+    if text.isascii():
+        lowered = text.casefold()
+    else:
+        lowered = unicodedata.normalize("NFKD", text).translate(_COMBINING).casefold()
+    return " ".join(lowered.translate(_FOLD).split())
 
 
 def slugify(text: str) -> str:
-    return normalize(text).replace(" ", "-")
+    """A DNS label and file-name part: `Château-Chinon (Ville)` -> `chateau-chinon-ville`."""
+    return re.sub(r"[^a-z0-9]+", "-", normalize(text)).strip("-")[:63].rstrip("-")
 
 
 class Referential:

@@ -12,7 +12,7 @@ communes: a reference's first two segments name the owner (and the file), the
 rest names the secret inside it::
 
     tenants/14118/db_password        -> secrets/tenants/14118.vault, key "db_password"
-    tenants/14118/agent/c.martin     -> secrets/tenants/14118.vault, key "agent/c.martin"
+    tenants/14118/agents/c.martin    -> secrets/tenants/14118.vault, key "agents/c.martin"
     syndicate/backup_passphrase      -> secrets/syndicate.vault,     key "backup_passphrase"
 
 Nothing here prints, logs or puts a value on a command line; only
@@ -586,7 +586,7 @@ class SecretStore:
             raise SecretsError(
                 f"cannot decrypt {path} with the {self._key_description}",
                 hint=f"the file was encrypted with another key, or it is damaged; check "
-                f"{ENV_PASSWORD_FILE} / {ENV_PASSWORD} and `git log -p {path.name}`",
+                f"{ENV_PASSWORD_FILE} / {ENV_PASSWORD} and `git log -- {path}`",
             ) from None
         return _OwnerFile(self._parse(path, owner, plaintext), signature)
 

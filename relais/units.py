@@ -17,7 +17,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 def parse_size_mib(value: Any) -> int:
     """`8GiB` -> 8192 (MiB). Plain integers are refused: the unit is never implied."""
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"a size needs a unit, e.g. {value}GiB")
+        raise ValueError(f"a size with a unit, e.g. {value}GiB")
     if not isinstance(value, str):
         raise ValueError("a size such as 512MiB, 8GiB or 1TiB")
     match = _SIZE_RE.match(value)
@@ -32,7 +32,7 @@ def parse_size_mib(value: Any) -> int:
 def parse_duration_days(value: Any) -> int:
     """`180d` -> 180, `3y` -> 1095, `6m` -> 180, `2w` -> 14."""
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"a duration needs a unit, e.g. {value}d")
+        raise ValueError(f"a duration with a unit, e.g. {value}d")
     if not isinstance(value, str):
         raise ValueError("a duration such as 180d, 12w, 6m or 3y")
     match = _DURATION_RE.match(value)

@@ -96,11 +96,14 @@ class _Builder:
 _SCALAR_LOADER = _Loader("")
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: ScalarNode) -> Any:
+    if node.tag == _STR_TAG:  # most values: no constructor needed
+        return node.value
     try:
-        return _SCALAR_LOADER.construct_scalar(node) if node.tag == "tag:yaml.org,2002:str" else (
-            _SCALAR_LOADER.construct_object(node, deep=True)
-        )
+        return _SCALAR_LOADER.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise YamlProblem(node.start_mark.line + 1, f"unreadable value: {exc}") from None
 
