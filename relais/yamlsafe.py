@@ -106,6 +106,11 @@ def _scalar(node: ScalarNode) -> Any:
         return _SCALAR_LOADER.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise YamlProblem(node.start_mark.line + 1, f"unreadable value: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a date such as 2024-02-30
+        raise YamlProblem(
+            node.start_mark.line + 1, f"unreadable value {node.value!r}: {exc}",
+            "quote it if it is meant as text",
+        ) from None
 
 
 def parse_text(text: str) -> tuple[Any, LineMap]:

@@ -50,26 +50,16 @@ app.add_typer(lab.app, name="lab")
 
 
 def main() -> None:
-    """Console-script entry point: the only place that turns errors into exit codes."""
+    """Console-script entry point: the only place that turns errors into exit codes.
+
+    Click (in standalone mode) owns usage errors (exit 2), --help and exit codes
+    raised with typer.Exit; every RelaisError becomes one clear message and exit 1.
+    """
     try:
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
     except RelaisError as error:
         Console().error(error)
         sys.exit(1)
     except KeyboardInterrupt:
         Console().err.print("interrupted")
         sys.exit(130)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
-        Console().err.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

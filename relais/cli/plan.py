@@ -20,10 +20,14 @@ def command(
     locked: bool = typer.Option(
         False, "--locked", help="Fail instead of recording new placements (for CI)."
     ),
+    schema: bool = typer.Option(False, "--schema", help="Print the Plan's JSON schema and exit."),
 ) -> None:
     """Compute the Plan. Exit 2 when some tenants do not fit the declared capacity."""
     state: State = ctx.obj
     console = Console(json_mode=json_output)
+    if schema:
+        console.json(Plan.model_json_schema(by_alias=True))
+        return
     result = plan_directory(state.inventory)
     plan = result.plan
     if result.lock != read_lock(state.inventory):

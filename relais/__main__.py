@@ -1,0 +1,5 @@
+"""`python -m relais`."""
+
+from relais.cli import main
+
+main()
