@@ -15,9 +15,19 @@ app = typer.Typer(help="The official list of communes (Etalab, via npm).", no_ar
 
 
 @app.command()
-def fetch() -> None:
+def fetch(
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when already cached."),
+) -> None:
     """Fetch the pinned dataset with npm, verify its integrity and cache it."""
     console = Console()
+    if if_missing and referential.cache_path().is_file():
+        try:
+            count = len(referential.load())
+        except ReferentialError:
+            pass  # unreadable or old format: fetch it again
+        else:
+            console.info(f"official list of communes already cached ({count} current communes)")
+            return
     console.info(f"fetching {referential.PACKAGE}@{referential.PINNED_VERSION} with npm…")
     path = referential.fetch()
     console.print(f"cached {len(referential.load())} current communes in {path}")
