@@ -93,7 +93,7 @@ def test_import_rejects_other_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"hello": "world"}))
-    with pytest.raises(ReferentialError, match="not Etalab's communes.json"):
+    with pytest.raises(ReferentialError, match=r"not Etalab's communes\.json"):
         referential.import_file(other)
 
 
