@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -139,6 +140,8 @@ class Syndicate(Strict):
 class Site(Strict):
     country: Country
     city: Text
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    """The cloud provider's region for this site (e.g. Scaleway `fr-par`), if any."""
 
 
 class Capacity(Strict):
@@ -171,6 +174,8 @@ class Admin(Strict):
 class Retention(Strict):
     messages: Days | None = None
     logs: Days | None = None
+    logs_justification: Text | None = None
+    """Why logs are kept outside the CNIL's 6-12 months, when they are."""
 
 
 class BackupKeep(Strict):
@@ -182,6 +187,7 @@ class BackupKeep(Strict):
 class BackupPolicy(Strict):
     time: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "02:30"
     keep: BackupKeep = BackupKeep()
+    encryption: Literal["repokey-blake2", "keyfile-blake2", "none"] = "repokey-blake2"
 
 
 class Federation(Strict):
@@ -190,12 +196,34 @@ class Federation(Strict):
     allow: list[Domain] = []
 
 
+class MessagingSettings(Strict):
+    """Service settings a syndicate may relax per tenant (policies flag risky ones)."""
+
+    registration: Literal["closed", "open"] | None = None
+    url_previews: bool | None = None
+    url_preview_ip_blacklist: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None
+    admin_api_exposed: bool | None = None
+
+
+class Network(Strict):
+    admin_sources: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    """Where operators connect from (SSH is open to these and to the controller only)."""
+
+
+class Waiver(Strict):
+    rule: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9-]*[0-9]+[a-z]?$")]
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    reason: Text
+    expires: date
+
+
 class Defaults(Strict):
     retention: Retention = Field(
         default_factory=lambda: Retention.model_validate({"messages": "1y", "logs": "180d"})
     )
     backup: BackupPolicy = BackupPolicy()
     federation: Federation = Federation()
+    messaging: MessagingSettings = MessagingSettings()
 
 
 class SharedHomeserver(Strict):
@@ -216,6 +244,8 @@ class Hosting(Strict):
     admins: dict[Annotated[str, StringConstraints(pattern=UNIX_NAME_RE.pattern)], Admin] = {}
     defaults: Defaults = Defaults()
     shared_homeserver: SharedHomeserver | None = None
+    network: Network = Network()
+    waivers: list[Waiver] = []
     lab: LabSettings = LabSettings()
 
 
@@ -252,6 +282,7 @@ class Tenant(Strict):
     retention: Retention = Retention()
     status: Status
     federation: Federation = Federation()
+    messaging: MessagingSettings = MessagingSettings()
 
     @model_validator(mode="after")
     def _seats_cover_agents(self) -> Tenant:

@@ -31,12 +31,22 @@ class HostCapacity(Frozen):
     vcpu: int
 
 
+class FirewallRule(Frozen):
+    """One inbound allowance; everything else is dropped."""
+
+    protocol: Literal["tcp", "udp"]
+    port: int
+    sources: list[str] = Field(description="CIDRs allowed, or ['any'] for the public")
+    purpose: str
+
+
 class PlannedHost(Frozen):
     name: str
     fqdn: str = Field(description="Name under which every host and tool reaches it")
     site: str
     country: str
     city: str
+    region: str | None = Field(description="Cloud provider region of the host's site, if any")
     roles: list[str]
     provider: str
     address: str | None = Field(description="Private IPv4 address (lab: on the lab bridge)")
@@ -46,6 +56,7 @@ class PlannedHost(Frozen):
     used: Usage = Field(description="Reserved plus every placed tenant")
     tenants: list[str] = Field(description="Ids of the tenants placed on this host")
     services: list[str] = Field(description="Services this host runs, derived from roles and tenants")
+    firewall: list[FirewallRule] = Field(description="Inbound allowances; default drop")
 
 
 class SecretRef(Frozen):
@@ -79,6 +90,7 @@ class PlannedAgent(Frozen):
 class PlannedRetention(Frozen):
     messages_days: int
     logs_days: int
+    logs_justification: str | None
 
 
 class PlannedBackup(Frozen):
@@ -88,6 +100,14 @@ class PlannedBackup(Frozen):
     keep_daily: int
     keep_weekly: int
     keep_monthly: int
+    encryption: Literal["repokey-blake2", "keyfile-blake2", "none"]
+
+
+class PlannedMessaging(Frozen):
+    registration_open: bool
+    url_previews: bool
+    url_preview_ip_blacklist: list[str]
+    admin_api_exposed: bool
 
 
 class PlannedTenant(Frozen):
@@ -117,6 +137,7 @@ class PlannedTenant(Frozen):
     agents: list[PlannedAgent]
     retention: PlannedRetention
     backup: PlannedBackup
+    messaging: PlannedMessaging
     federation_extra: list[str] = Field(
         description="Domains this tenant may federate with beyond Plan.federation"
     )
@@ -173,6 +194,13 @@ class PlannedFederation(Frozen):
     allow: list[str] = Field(description="Domains every tenant may also federate with (defaults)")
 
 
+class PlannedWaiver(Frozen):
+    rule: str
+    subject: str = Field(description="Host name, tenant id, or '*' for every subject")
+    reason: str
+    expires: str = Field(description="ISO date; an expired waiver no longer applies")
+
+
 class Plan(Frozen):
     schema_: str = Field(default=PLAN_SCHEMA, alias="schema")
     syndicate: PlannedSyndicate
@@ -185,6 +213,8 @@ class Plan(Frozen):
     admins: list[PlannedAdmin]
     dns: list[DnsRecord]
     federation: PlannedFederation
+    admin_sources: list[str] = Field(description="Operators' networks (SSH allowed from them)")
+    waivers: list[PlannedWaiver]
     lab: LabNetwork
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -20,9 +20,11 @@ from pydantic import BaseModel
 from relais import referential as referential_mod
 from relais.inventory import CommuneDecl, Inventory, agent_login, gc_paused, load_inventory
 from relais.lock import Lock, Placement, read_lock
-from relais.model import Flavor, Role, Status
+from relais.firewall import HostFacts, host_rules
+from relais.model import Flavor, MessagingSettings, Role, Status
 from relais.plan import (
     DnsRecord,
+    FirewallRule,
     HostCapacity,
     LabNetwork,
     Plan,
@@ -30,10 +32,12 @@ from relais.plan import (
     PlannedAgent,
     PlannedBackup,
     PlannedHost,
+    PlannedMessaging,
     PlannedRetention,
     PlannedFederation,
     PlannedSyndicate,
     PlannedTenant,
+    PlannedWaiver,
     Probe,
     SecretRef,
     SharedService,
@@ -251,6 +255,31 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
     return PlanResult(plan, new_lock, inventory)
 
 
+# Synapse's recommended URL-preview block list: never fetch private or local addresses.
+DEFAULT_PREVIEW_BLACKLIST = [
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "192.0.0.0/24", "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7",
+    "2001:db8::/32", "ff00::/8", "fec0::/10",
+]
+
+
+def _messaging(tenant: MessagingSettings, defaults: MessagingSettings) -> PlannedMessaging:
+    def pick(name: str) -> Any:
+        value = getattr(tenant, name)
+        return value if value is not None else getattr(defaults, name)
+
+    blacklist = pick("url_preview_ip_blacklist")
+    previews = bool(pick("url_previews"))
+    return _make(
+        PlannedMessaging,
+        registration_open=pick("registration") == "open",
+        url_previews=previews,
+        url_preview_ip_blacklist=[str(n) for n in blacklist] if blacklist is not None else [],
+        admin_api_exposed=bool(pick("admin_api_exposed")),
+    )
+
+
 def _free_slot(state: _HostState) -> int:
     slot = 0
     while slot in state.slots:
@@ -338,6 +367,8 @@ def _assemble(
         retention = _make(PlannedRetention, 
             messages_days=tenant.retention.messages or defaults.retention.messages or 365,
             logs_days=tenant.retention.logs or defaults.retention.logs or 180,
+            logs_justification=tenant.retention.logs_justification
+            or defaults.retention.logs_justification,
         )
         secrets: list[SecretRef] = []
         unix_user = database = None
@@ -419,7 +450,9 @@ def _assemble(
                 target_host=backup_target,
                 repository=f"{BACKUP_ROOT}/{key}" if backup_target else None,
                 time=defaults.backup.time, keep_daily=defaults.backup.keep.daily,
-                keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly),
+                keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly,
+                encryption=defaults.backup.encryption),
+            messaging=_messaging(tenant.messaging, defaults.messaging),
             federation_extra=sorted(set(tenant.federation.allow)),
             mairie=decl.data.contacts.mairie, dpo_name=decl.data.contacts.dpo.name,
             dpo_email=decl.data.contacts.dpo.email, probes=probes, secrets=secrets,
@@ -455,6 +488,23 @@ def _assemble(
 
     dedicated_ids = {t.id for t in tenants if t.flavor == "matrix-dedicated"}
     database_hosts = {t.host for t in tenants if t.host and t.flavor != "xmpp"}
+    matrix_proxies = {proxy_for(t.host) for t in tenants if t.host and t.flavor != "xmpp"}
+    metrics_ports: dict[str, set[int]] = {}
+    backup_clients: dict[str, set[str]] = {}
+    for t in tenants:
+        if t.host and t.metrics_port:
+            metrics_ports.setdefault(t.host, set()).add(t.metrics_port)
+        if t.host and t.backup.target_host:
+            backup_clients.setdefault(t.backup.target_host, set()).add(t.host)
+    if shared_service is not None and shared_service.tenants and shared_service.metrics_port:
+        metrics_ports.setdefault(shared_service.host, set()).add(shared_service.metrics_port)
+    for service in xmpp_services:
+        if service.metrics_port:
+            metrics_ports.setdefault(service.host, set()).add(service.metrics_port)
+    monitors = [n for n in sorted(hosting.hosts) if Role.MONITOR in hosting.hosts[n].roles]
+    admin_sources = [str(n) for n in hosting.network.admin_sources]
+    subnet = hosting.lab.subnet
+    gateway = str(ipaddress.IPv4Address(next(subnet.hosts())))
     hosts = []
     for name in sorted(hosting.hosts):
         host = hosting.hosts[name]
@@ -486,10 +536,21 @@ def _assemble(
             reserved=_make(Usage, ram_mib=reserved.ram_mib, disk_mib=reserved.disk_mib),
             used=_make(Usage, ram_mib=state.used_ram, disk_mib=state.used_disk),
             tenants=sorted(state.tenants), services=services,
+            region=site.region if site else None,
+            firewall=[
+                _make(FirewallRule, protocol=proto, port=port, sources=sources, purpose=purpose)
+                for proto, port, sources, purpose in host_rules(
+                    HostFacts(name=name, roles=tuple(r.value for r in host.roles),
+                              provider=host.provider, address=addresses.get(name),
+                              proxies_matrix=name in matrix_proxies, runs_prosody=state.prosody,
+                              metrics_ports=tuple(sorted(metrics_ports.get(name, ()))),
+                              backup_clients=tuple(sorted(backup_clients.get(name, ())))),
+                    admin_sources=admin_sources,
+                    controller=gateway if host.provider == "lab" else None,
+                    monitors=monitors, addresses=addresses)
+            ],
         ))
 
-    subnet = hosting.lab.subnet
-    gateway = next(subnet.hosts())
     return _make(Plan, 
         schema_="relais.plan/v1",
         syndicate=_make(PlannedSyndicate, name=hosting.syndicate.name, domain=domain,
@@ -504,6 +565,8 @@ def _assemble(
         dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)),
         federation=_make(PlannedFederation, 
             matrix=matrix_servers, xmpp=xmpp_servers, allow=sorted(defaults.federation.allow)),
-        lab=_make(LabNetwork, subnet=str(subnet), bridge=hosting.lab.bridge,
-                                       gateway=str(ipaddress.IPv4Address(gateway))),
+        admin_sources=admin_sources,
+        waivers=[_make(PlannedWaiver, rule=w.rule, subject=w.subject, reason=w.reason,
+                       expires=w.expires.isoformat()) for w in hosting.waivers],
+        lab=_make(LabNetwork, subnet=str(subnet), bridge=hosting.lab.bridge, gateway=gateway),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -55,12 +56,12 @@ class _RichTask(Task):
 
     def update(self, *, completed: float | None = None, detail: str | None = None) -> None:
         with self._lock:
-            fields = {} if detail is None else {"detail": escape(detail)}
+            fields: dict[str, Any] = {} if detail is None else {"detail": escape(detail)}
             self._progress.update(self._id, completed=completed, **fields)
 
     def advance(self, amount: float = 1, detail: str | None = None) -> None:
         with self._lock:
-            fields = {} if detail is None else {"detail": escape(detail)}
+            fields: dict[str, Any] = {} if detail is None else {"detail": escape(detail)}
             self._progress.update(self._id, advance=amount, **fields)
 
 

@@ -90,7 +90,8 @@ class Service:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.ready():
             if not system.alive(pid) or time.monotonic() > deadline:
-                tail = self.log.read_text(errors="replace").strip().splitlines()[-3:] if self.log.exists() else []
+                text = self.log.read_text(errors="replace") if self.log.exists() else ""
+                tail = text.strip().splitlines()[-3:]
                 raise LabError(
                     f"the lab {self.name} did not start on {self.spec.gateway}: "
                     + (" / ".join(tail) or "no output"),
@@ -201,3 +202,17 @@ class PackageProxy(Service):
 
 def resolver_user() -> str:
     return _user("dnsmasq", "nobody") or "nobody"
+
+
+def stop_all(paths: LabPaths) -> list[str]:
+    """Stop the lab's resolver and package proxy, whatever lab they were started for."""
+    stopped: list[str] = []
+    for marker, name in (
+        (f"--conf-file={paths.dns_dir / 'dnsmasq.conf'}", Resolver.name),
+        (str(paths.proxy_dir), PackageProxy.name),
+    ):
+        pids = [p.pid for p in system.find_processes(lambda p, m=marker: m in p.argv)]  # type: ignore[misc]
+        if pids:
+            system.terminate(pids, grace=5)
+            stopped.append(name)
+    return stopped
