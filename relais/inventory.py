@@ -9,6 +9,8 @@ them all so one run of `relais validate` shows everything to fix.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,7 +160,8 @@ def _one_problem(
         else:
             expected = text
             message = f"invalid value {given!r}"
-    elif kind in ("string_type", "str_type") and isinstance(given, int | float) and not isinstance(given, bool):
+    elif (kind in ("string_type", "str_type") and isinstance(given, int | float)
+          and not isinstance(given, bool)):
         message = f"is a number ({given!r}) where text is expected"
         hint = f'quote it: "{given}" (leading zeros of codes are lost otherwise)'
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -168,7 +171,8 @@ def _one_problem(
     elif kind == "too_short":
         message = f"is empty: {message}"
     else:
-        message = f"{message}" + (f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else "")
+        shown = given is not None and not isinstance(given, dict | list)
+        message = f"{message}" + (f" (got {given!r})" if shown else "")
     return Problem(file, line, field_, message, expected, hint)
 
 
@@ -187,12 +191,28 @@ def _kind_of(value: Any) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _parse_file(path: Path, display: str, model: type[BaseModel], problems: ProblemCollector) -> tuple[Any, LineMap] | None:
+def _parse_file(
+    path: Path, display: str, model: type[BaseModel], problems: ProblemCollector
+) -> tuple[Any, LineMap] | None:
+    return _validate(_read(path, display), display, model, problems)
+
+
+def _read(path: Path | str, display: str) -> tuple[Any, LineMap] | Problem:
+    """Read and parse one file: its data and line map, or the problem that stops it."""
     try:
-        data, lines = read_yaml(path, display)
+        return read_yaml(path, display)
     except YamlFileError as exc:
-        problems.problems.append(exc.problem)
+        return exc.problem
+
+
+def _validate(
+    parsed: tuple[Any, LineMap] | Problem, display: str, model: type[BaseModel],
+    problems: ProblemCollector,
+) -> tuple[Any, LineMap] | None:
+    if isinstance(parsed, Problem):
+        problems.problems.append(parsed)
         return None
+    data, lines = parsed
     if data is None:
         problems.add(display, None, "", "file is empty", hint="see docs/inventory.md for an example")
         return None
@@ -246,12 +266,12 @@ def _check_hosting(hosting: Hosting, lines: LineMap, file: str, problems: Proble
                              expected=f"an address of {subnet} other than {gateway}")
     shared = hosting.shared_homeserver
     if shared is not None:
-        host = hosting.hosts.get(shared.host)
+        shared_host = hosting.hosts.get(shared.host)
         where = line_of(lines, ("shared_homeserver", "host"))
-        if host is None:
+        if shared_host is None:
             problems.add(file, where, "shared_homeserver.host", f"unknown host {shared.host!r}",
                          hint=_suggest(shared.host, hosting.hosts))
-        elif Role.MESSAGING not in host.roles:
+        elif Role.MESSAGING not in shared_host.roles:
             problems.add(file, where, "shared_homeserver.host",
                          f"host {shared.host!r} does not have the messaging role",
                          hint=f"add messaging to hosts.{shared.host}.roles or choose another host")
@@ -271,17 +291,32 @@ def _display(root: Path, path: Path) -> str:
 
 def commune_files(root: Path) -> list[Path]:
     folder = root / COMMUNES_DIR
+    return [folder / name for name in _commune_names(folder)]
+
+
+def _commune_names(folder: Path) -> list[str]:
+    """Declaration files in `folder`, in path order (names compared as strings)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+    return sorted(
+        name for name in os.listdir(folder)
+        if name.endswith((".yaml", ".yml")) and not name.startswith(".")
+    )
 
 
 def load_commune(
     path: Path, display: str, referential: Referential, problems: ProblemCollector,
     warnings: list[Problem],
 ) -> CommuneDecl | None:
-    match = COMMUNE_FILE_RE.match(path.name)
-    result = _parse_file(path, display, CommuneFile, problems)
+    return _check_commune(path.name, display, _read(path, display), referential, problems, warnings)
+
+
+def _check_commune(
+    name: str, display: str, parsed: tuple[Any, LineMap] | Problem, referential: Referential,
+    problems: ProblemCollector, warnings: list[Problem],
+) -> CommuneDecl | None:
+    match = COMMUNE_FILE_RE.match(name)
+    result = _validate(parsed, display, CommuneFile, problems)
     if result is None:
         return None
     decl, lines = result
@@ -339,7 +374,9 @@ def load_commune(
                        official.population, official.name, slugify(official.name))
 
 
-def _check_cross_file(hosting: Hosting | None, communes: list[CommuneDecl], problems: ProblemCollector) -> None:
+def _check_cross_file(
+    hosting: Hosting | None, communes: list[CommuneDecl], problems: ProblemCollector
+) -> None:
     by_insee: dict[str, CommuneDecl] = {}
     domains: dict[str, CommuneDecl] = {}
     reserved: set[str] = set()
@@ -375,16 +412,21 @@ def _check_cross_file(hosting: Hosting | None, communes: list[CommuneDecl], prob
                              f"login {login!r} is also the login of agent {logins[login]}",
                              hint="set a distinct `login:` for one of them")
             logins[login] = index
-        if hosting is not None and tenant.flavor is Flavor.MATRIX_SHARED and hosting.shared_homeserver is None:
+        if (hosting is not None and tenant.flavor is Flavor.MATRIX_SHARED
+                and hosting.shared_homeserver is None):
             problems.add(decl.file, decl.line("tenant", "flavor"), "tenant.flavor",
-                         "matrix-shared needs the syndicate's shared homeserver, and hosting.yaml declares none",
+                         "matrix-shared needs the syndicate's shared homeserver, "
+                         "and hosting.yaml declares none",
                          hint="add `shared_homeserver: {host: <messaging host>}` to hosting.yaml")
+
+
+_NOT_LOGIN = re.compile(r"[^a-z0-9.]")
 
 
 def agent_login(name: str, login: str | None) -> str:
     if login:
         return login
-    return re.sub(r"[^a-z0-9.]", "", slugify(name).replace("-", "."))[:64].strip(".")
+    return _NOT_LOGIN.sub("", slugify(name).replace("-", "."))[:64].strip(".")
 
 
 def load_inventory(root: Path, referential: Referential) -> Inventory:
@@ -393,17 +435,81 @@ def load_inventory(root: Path, referential: Referential) -> Inventory:
         return _load_inventory(root, referential)
 
 
+# Above this many new objects, `gc_paused` hands them to the permanent generation.
+GC_FREEZE_AFTER = 100_000
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Loading builds many long-lived objects and no cycles; the cycle collector
-    would rescan them again and again (quadratic at the scale of France)."""
+    would rescan them again and again (quadratic at the scale of France).
+
+    After a large load (an inventory of thousands of communes, its Plan), the
+    survivors are moved to the permanent generation (`gc.freeze`): otherwise the
+    first collection after the pause walks all of them at once (about a second
+    for the whole of France), and every full collection after that again. They
+    are still freed by reference counting when dropped; only reference cycles
+    among them would wait for `gc.unfreeze()`, and loading makes none.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if gc.get_count()[0] > GC_FREEZE_AFTER:
+                gc.freeze()
             gc.enable()
+
+
+# Reading and parsing YAML is most of the work of loading; from this many commune
+# files on, it is spread over worker processes (one per core).
+PARALLEL_MIN_FILES = 2000
+_CHUNK = 128
+
+
+def _workers() -> int:
+    """Worker processes for parsing: RELAIS_WORKERS, else the cores this process may use."""
+    wanted = os.environ.get("RELAIS_WORKERS", "").strip()
+    if wanted.isdigit():
+        return int(wanted)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[tuple[Any, LineMap] | Problem]:
+    return [_read(f"{folder}/{name}", f"{prefix}/{name}") for name in names]
+
+
+def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[tuple[Any, LineMap] | Problem]:
+    """Read and parse the commune files, in order.
+
+    For large inventories, forked workers read and parse chunks of files and
+    send back plain data, line maps and YAML problems; this process validates
+    them in file order, so the result and every problem (and their order) are
+    those of the sequential path.
+    """
+    workers = min(_workers(), 8)
+    if (workers < 2 or len(names) < PARALLEL_MIN_FILES
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        for name in names:
+            yield _read(f"{folder}/{name}", f"{prefix}/{name}")
+        return
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+    except (OSError, AssertionError):  # cannot fork here (limits, daemonic process)
+        yield from _read_chunk(folder, prefix, names)
+        return
+    with pool:
+        tasks = [(folder, prefix, names[i:i + _CHUNK]) for i in range(0, len(names), _CHUNK)]
+        for results in pool.imap(_read_chunk_task, tasks):
+            yield from results
+
+
+def _read_chunk_task(task: tuple[str, str, list[str]]) -> list[tuple[Any, LineMap] | Problem]:
+    return _read_chunk(*task)
 
 
 def _load_inventory(root: Path, referential: Referential) -> Inventory:
@@ -415,8 +521,12 @@ def _load_inventory(root: Path, referential: Referential) -> Inventory:
         problems.raise_if_any()
     loaded = load_hosting(root, problems)
     communes: list[CommuneDecl] = []
-    for path in commune_files(root):
-        decl = load_commune(path, _display(root, path), referential, problems, warnings)
+    folder = root / COMMUNES_DIR
+    names = _commune_names(folder)
+    # `_display(root, folder / name)`, without a Path per file.
+    prefix = _display(root, folder)
+    for name, parsed in zip(names, _read_all(str(folder), names, prefix), strict=True):
+        decl = _check_commune(name, f"{prefix}/{name}", parsed, referential, problems, warnings)
         if decl is not None:
             communes.append(decl)
     _check_cross_file(loaded[0] if loaded else None, communes, problems)

@@ -11,6 +11,7 @@ prefer a host that already runs Prosody) and never beyond a host's capacity.
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,12 +69,20 @@ def _make(cls: type[M], **values: Any) -> M:
     each. Every field must be given (tests round-trip the Plan through
     `Plan.model_validate` to keep this honest).
     """
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set_dict(obj, values)
+    _set_fields_set(obj, set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+# BaseModel's slot descriptors, called directly: what `object.__setattr__` finds, minus the lookup.
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 @dataclass
@@ -193,6 +202,7 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
         origin[decl.insee] = "locked"
 
     # 2. New tenants, in INSEE order, never beyond capacity.
+    freest = _FreestFirst(messaging)
     for decl in pending:
         tenant = decl.data.tenant
         need = needs[decl.insee]
@@ -201,21 +211,8 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
             unplaced.append(Unplaced(tenant=decl.insee, reason=f"no host can carry {tenant.flavor} tenants",
                                      missing_ram_mib=need.ram_mib, missing_disk_mib=need.disk_mib))
             continue
-        best: _HostState | None = None
-        best_key: tuple[bool, int, str] | None = None
-        dedicated = tenant.flavor is Flavor.MATRIX_DEDICATED
-        xmpp = tenant.flavor is Flavor.XMPP
-        for state in candidates:
-            extra = state.extra_for(tenant.flavor)
-            free_ram = state.ram - state.used_ram
-            if (need.ram_mib + extra.ram_mib > free_ram
-                    or need.disk_mib + extra.disk_mib > state.disk - state.used_disk
-                    or (dedicated and len(state.slots) >= SLOT_COUNT)):
-                continue
-            # XMPP packs onto hosts already running Prosody; others go where memory is freest.
-            key = (xmpp and not state.prosody, -free_ram, state.name)
-            if best_key is None or key < best_key:
-                best, best_key = state, key
+        best = (freest.best(need, tenant.flavor) if candidates is messaging
+                else _best_of(candidates, need, tenant.flavor))
         if best is None:
             ram, disk = min(
                 (max(need.ram_mib + s.extra_for(tenant.flavor).ram_mib - s.free_ram(), 0),
@@ -232,18 +229,21 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
         if tenant.flavor is Flavor.MATRIX_DEDICATED:
             slot = _free_slot(state)
             state.slots.add(slot)
+        used_before = state.used_ram
         state.take(decl.insee, need, tenant.flavor)
+        freest.moved(state, used_before)
         placed[decl.insee] = Placement(state.name, slot, None)
         origin[decl.insee] = "new"
 
     # 3. Backup targets: on another site than the tenant's host, locked once chosen.
+    elsewhere = {s.site: [b for b in backups if b.site != s.site] for s in states.values()}
     for insee in sorted(placed):
         placement = placed[insee]
         host_site = states[placement.host].site
         size = backup_disk(needs[insee].disk_mib)
         target = states.get(placement.backup) if placement.backup else None
         if target is None or target not in backups or target.site == host_site:
-            others = [b for b in backups if b.site != host_site]
+            others = elsewhere[host_site]
             target = max(others, key=lambda b: (b.free_disk() - b.backup_disk, b.name)) if others else None
         if target is not None:
             target.backup_disk += size
@@ -278,6 +278,62 @@ def _messaging(tenant: MessagingSettings, defaults: MessagingSettings) -> Planne
         url_preview_ip_blacklist=[str(n) for n in blacklist] if blacklist is not None else [],
         admin_api_exposed=bool(pick("admin_api_exposed")),
     )
+
+
+def _fits(state: _HostState, need: Need, flavor: Flavor) -> bool:
+    extra = state.extra_for(flavor)
+    return (need.ram_mib + extra.ram_mib <= state.ram - state.used_ram
+            and need.disk_mib + extra.disk_mib <= state.disk - state.used_disk
+            and not (flavor is Flavor.MATRIX_DEDICATED and len(state.slots) >= SLOT_COUNT))
+
+
+def _best_of(candidates: list[_HostState], need: Need, flavor: Flavor) -> _HostState | None:
+    """The host a new tenant goes to: among those it fits on, XMPP tenants prefer one
+    already running Prosody, then the most free memory wins, then the name."""
+    best: _HostState | None = None
+    best_key: tuple[bool, int, str] | None = None
+    xmpp = flavor is Flavor.XMPP
+    for state in candidates:
+        if _fits(state, need, flavor):
+            key = (xmpp and not state.prosody, state.used_ram - state.ram, state.name)
+            if best_key is None or key < best_key:
+                best, best_key = state, key
+    return best
+
+
+class _FreestFirst:
+    """The messaging hosts kept in the order `_best_of` prefers them: most free
+    memory first, then name. The best host is then the first one the tenant fits
+    on (for XMPP, the first running Prosody, else the first at all), usually the
+    first looked at, instead of a look at every host for every tenant."""
+
+    def __init__(self, hosts: list[_HostState]) -> None:
+        self.order = sorted((s.used_ram - s.ram, s.name) for s in hosts)
+        self.hosts = {s.name: s for s in hosts}
+
+    def best(self, need: Need, flavor: Flavor) -> _HostState | None:
+        hosts = self.hosts
+        if flavor is not Flavor.XMPP:
+            for _, name in self.order:
+                if _fits(hosts[name], need, flavor):
+                    return hosts[name]
+            return None
+        fallback: _HostState | None = None
+        for _, name in self.order:
+            state = hosts[name]
+            if (state.prosody or fallback is None) and _fits(state, need, flavor):
+                if state.prosody:
+                    return state
+                fallback = state
+        return fallback
+
+    def moved(self, state: _HostState, used_before: int) -> None:
+        """`state` took a tenant (its used memory was `used_before`): keep the order."""
+        if self.hosts.get(state.name) is not state:
+            return
+        order = self.order
+        del order[bisect_left(order, (used_before - state.ram, state.name))]
+        insort(order, (state.used_ram - state.ram, state.name))
 
 
 def _free_slot(state: _HostState) -> int:
@@ -327,7 +383,7 @@ def _assemble(
     if shared_server_name:
         syndicate_domains.add(shared_server_name)
 
-    def proxy_for(host_name: str) -> str:
+    def find_proxy(host_name: str) -> str:
         host = hosting.hosts[host_name]
         if Role.PROXY in host.roles:
             return host_name
@@ -336,9 +392,27 @@ def _assemble(
         anywhere = [n for n in sorted(hosting.hosts) if Role.PROXY in hosting.hosts[n].roles]
         return (same_site or anywhere or [host_name])[0]
 
-    def public_ip(host_name: str) -> str | None:
+    def find_public_ip(host_name: str) -> str | None:
         host = hosting.hosts[host_name]
         return str(host.public_address) if host.public_address else addresses.get(host_name)
+
+    # Both depend on the host only, and are asked once or twice per tenant.
+    proxies: dict[str, str] = {}
+    public_ips: dict[str, str | None] = {}
+
+    def proxy_for(host_name: str) -> str:
+        if host_name not in proxies:
+            proxies[host_name] = find_proxy(host_name)
+        return proxies[host_name]
+
+    def public_ip(host_name: str) -> str | None:
+        if host_name not in public_ips:
+            public_ips[host_name] = find_public_ip(host_name)
+        return public_ips[host_name]
+
+    # Most tenants keep the syndicate's messaging defaults: plan those settings once.
+    default_settings = MessagingSettings()
+    default_messaging = _messaging(default_settings, defaults.messaging)
 
     dns: list[DnsRecord] = []
     for name in sorted(hosting.hosts):
@@ -452,7 +526,8 @@ def _assemble(
                 time=defaults.backup.time, keep_daily=defaults.backup.keep.daily,
                 keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly,
                 encryption=defaults.backup.encryption),
-            messaging=_messaging(tenant.messaging, defaults.messaging),
+            messaging=(default_messaging if tenant.messaging == default_settings
+                       else _messaging(tenant.messaging, defaults.messaging)),
             federation_extra=sorted(set(tenant.federation.allow)),
             mairie=decl.data.contacts.mairie, dpo_name=decl.data.contacts.dpo.name,
             dpo_email=decl.data.contacts.dpo.email, probes=probes, secrets=secrets,
@@ -477,12 +552,15 @@ def _assemble(
         if ip:
             dns.append(_make(DnsRecord, name=shared_server_name, type="A", value=ip,
                                                  ttl=3600, managed_by="syndicate"))
+    xmpp_by_host: dict[str, list[str]] = {}
+    for t in tenants:
+        if t.host and t.flavor == "xmpp":
+            xmpp_by_host.setdefault(t.host, []).append(t.id)
     xmpp_services = [
-        _make(SharedService, 
+        _make(SharedService,
             host=state.name, server_name=fqdn[state.name], unix_user="prosody", database=None,
             port=5222, metrics_port=PROSODY_METRICS_PORT, memory_limit_mib=PROSODY.limit_mib,
-            tenants=sorted(t.id for t in tenants if t.host == state.name and t.flavor == "xmpp"),
-            secrets=[])
+            tenants=sorted(xmpp_by_host.get(state.name, ())), secrets=[])
         for state in states.values() if state.prosody
     ]
 

@@ -89,9 +89,17 @@ def normalize(text: str) -> str:
     return " ".join(lowered.translate(_FOLD).split())
 
 
+# ASCII text: every character but a-z and 0-9 separates words (what `normalize`
+# then the regular expression below do, in one translation).
+_ASCII_SEPARATORS = {c: " " for c in range(128) if chr(c) not in "abcdefghijklmnopqrstuvwxyz0123456789"}
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
 def slugify(text: str) -> str:
     """A DNS label and file-name part: `Château-Chinon (Ville)` -> `chateau-chinon-ville`."""
-    return re.sub(r"[^a-z0-9]+", "-", normalize(text)).strip("-")[:63].rstrip("-")
+    if text.isascii():
+        return "-".join(text.lower().translate(_ASCII_SEPARATORS).split())[:63].rstrip("-")
+    return _NOT_SLUG.sub("-", normalize(text)).strip("-")[:63].rstrip("-")
 
 
 class Referential:

@@ -220,12 +220,17 @@ def _scalar(node: Node) -> Any:
             loader.recursive_objects.clear()
     except yaml.YAMLError as exc:
         raise YamlProblem(node.start_mark.line + 1, f"unreadable value: {exc}") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
-        # An explicit or implicit tag whose text is not of that type (`2002-13-45`,
-        # `!!int abc`): PyYAML's constructors fail with Python errors there.
+    except (ValueError, OverflowError) as exc:  # e.g. a date such as 2024-02-30
+        raise YamlProblem(
+            node.start_mark.line + 1, f"unreadable value {node.value!r}: {exc}",
+            "quote it if it is meant as text",
+        ) from None
+    except (TypeError, KeyError, IndexError, AttributeError):
+        # An explicit tag on text of another type (`!!bool maybe`, `!!int ""`,
+        # `!!timestamp x`): PyYAML's constructors fail with Python errors there.
         raise YamlProblem(
             node.start_mark.line + 1,
-            f"unreadable value: {node.value!r} is not a valid {tag.rsplit(':', 1)[-1]}",
+            f"unreadable value {node.value!r}: not a valid {tag.rsplit(':', 1)[-1]}",
             "quote it if it is meant as text",
         ) from None
 
@@ -254,7 +259,7 @@ def parse_text(text: str) -> tuple[Any, LineMap]:
     return data, builder.lines
 
 
-def read_yaml(path: Path, display: str) -> tuple[Any, LineMap]:
+def read_yaml(path: Path | str, display: str) -> tuple[Any, LineMap]:
     """Read a YAML file as UTF-8, raising a located :class:`Problem` on any defect."""
     try:
         with open(path, "rb") as stream:

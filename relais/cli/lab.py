@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import typer
 from rich.table import Table
@@ -93,11 +94,15 @@ def down(
     """Remove every lab machine, mount, link, rule and process (caches are kept unless --purge)."""
     console = Console(json_mode=json_output)
     lab_system.require_root("down")
+    started = time.monotonic()
     changes = _lab(ctx, console, need_plan=False).down(purge=purge)
+    seconds = time.monotonic() - started
     if json_output:
-        console.json({"changed": bool(changes), "changes": changes})
+        console.json({"changed": bool(changes), "changes": changes, "seconds": round(seconds, 2)})
     elif not changes:
         console.info("lab already down: nothing to remove")
+    else:
+        console.info(f"lab down in {seconds:.1f} s")
 
 
 @app.command("status")
@@ -128,10 +133,7 @@ def ssh(
     os.execvp(argv[0], argv)
 
 
-@app.command(
-    "exec",
-    context_settings={"allow_interspersed_args": False},
-)
+@app.command("exec")
 def exec_(
     host: str = typer.Argument(..., help="Lab host name (short or fully qualified)."),
     command: list[str] = typer.Argument(
@@ -140,6 +142,10 @@ def exec_(
 ) -> None:
     """Run a command on a lab host as root; exits with the command's exit code."""
     lab_system.require_root("exec")
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise typer.BadParameter("give the command after --, e.g. `relais lab exec HOST -- hostname`")
     result = Lab(None).exec(host, command, timeout=None, capture=False)
     raise typer.Exit(result.returncode)
 

@@ -214,7 +214,10 @@ def dnsmasq_records(spec: LabSpec, records: list[DnsRecord]) -> list[str]:
             priority, weight, port, target = parts
             lines.append(f"srv-host={name},{_dns_name(target)},{port},{priority},{weight}")
         elif record.type == "TXT":
-            text = record.value.strip('"').replace("\\", "\\\\").replace('"', '\\"')
+            text = record.value
+            if len(text) >= 2 and text[0] == text[-1] == '"':
+                text = text[1:-1]
+            text = text.replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'txt-record={name},"{text}"')
     return lines
 

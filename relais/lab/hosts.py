@@ -8,6 +8,7 @@ SSH key pair, its persistent UUID (also its machine id), ``nspawn.log``, and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from relais.lab.config import LabHost, LabSpec
 from relais.lab.paths import LabPaths
 
 HOST_SPACE_MIB = 256
+NSPAWN_RUN = Path("/run/systemd/nspawn")
 STOP_GRACE_S = 15.0
 
 
@@ -94,22 +96,47 @@ class HostMachine:
             ]
         return HostProcesses(nspawn=nspawn, leaders=leaders)
 
+    def cgroups(self) -> list[Path]:
+        """The host's own cgroups. Without systemd on the controller, every nspawn would share
+        the controller's cgroup, and the hosts' systemd would trip over each other's units
+        (e.g. "status=219/CGROUP" at boot)."""
+        return [root / system.CGROUP_GROUP / self.name for root in system.systemd_cgroup_roots()]
+
     def start(self, spec: LabSpec, host: LabHost) -> int:
         argv = config.nspawn_argv(host, root=str(self.root), bridge=spec.bridge, uuid=self.uuid())
         self.log.unlink(missing_ok=True)
-        return system.spawn(argv, log=self.log)
+        cgroups = self.cgroups()
+        for cgroup in cgroups:
+            system.remove_cgroup(cgroup)
+            cgroup.mkdir(parents=True, exist_ok=True)
+        return system.spawn(argv, log=self.log, cgroups=cgroups)
 
     def stop(self, *, grace: float = STOP_GRACE_S) -> bool:
         """Halt the machine (SIGTERM asks nspawn for an orderly shutdown), then kill leftovers."""
         procs = self.processes()
         if not procs.nspawn and not procs.leaders:
+            self._clean_nspawn_runtime()
             return False
         if procs.nspawn:
             system.terminate(procs.nspawn, grace=grace)
         left = self.processes()
         # An orphaned init (its nspawn was killed) dies with its whole PID namespace.
         system.terminate(left.leaders + left.nspawn, grace=0, sig=9)
+        for cgroup in self.cgroups():
+            system.remove_cgroup(cgroup)
+        self._clean_nspawn_runtime()
         return True
+
+    def _clean_nspawn_runtime(self) -> None:
+        """What nspawn leaves in /run when /run is not a tmpfs: its lock on the tree, its
+        mount-propagation directory."""
+        with contextlib.suppress(OSError):
+            st = self.root.stat()
+            (NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
+        propagate = NSPAWN_RUN / "propagate" / self.name
+        if propagate.is_dir() and not system.mounts_under(propagate):
+            with contextlib.suppress(OSError):
+                propagate.rmdir()
 
     # --- file system -----------------------------------------------------------------
 
@@ -187,6 +214,8 @@ class HostMachine:
 
     def destroy(self) -> bool:
         stopped = self.stop()
+        for cgroup in self.cgroups():
+            system.remove_cgroup(cgroup)
         existed = self.dir.exists()
         system.remove_tree(self.dir)
         if any(m.target.startswith(str(self.dir)) for m in system.mounts()):

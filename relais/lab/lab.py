@@ -142,7 +142,7 @@ class Lab:
                 raise LabError(f"permission denied: {exc.filename or exc}",
                                hint="`relais lab` must run as root") from None
             raise
-        status = self.status(check_ssh=False)
+        status = self.status()
         return UpResult(changes=changes, status=status, seconds=time.monotonic() - started)
 
     def _prepare_dirs(self) -> None:
@@ -352,6 +352,9 @@ class Lab:
                     changed(f"host {machine.name} {'stopped and ' if was_running else ''}removed")
             for name in services.stop_all(self.paths):
                 changed(f"{name} stopped")
+            for root in system.systemd_cgroup_roots():
+                if system.remove_cgroup(root / system.CGROUP_GROUP):
+                    changed(f"cgroup {root / system.CGROUP_GROUP} removed")
             if network.remove_isolation(self.paths.nft_applied):
                 changed(f"nftables table inet {config.NFT_TABLE} removed")
             for bridge in sorted(bridges):

@@ -58,6 +58,16 @@ class SshParams:
             args += ["--", remote_command(command)]
         return args
 
+    def pyinfra_data(self) -> dict[str, object]:
+        """Host data for a pyinfra inventory entry ``(address, data)``; host keys checked."""
+        return {
+            "ssh_user": self.user,
+            "ssh_port": self.port,
+            "ssh_key": str(self.private_key),
+            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+        }
+
     def as_dict(self) -> dict[str, object]:
         return {
             "host": self.host,

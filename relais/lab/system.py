@@ -218,10 +218,21 @@ def wait_gone(pids: list[int], timeout: float) -> bool:
         time.sleep(0.05)
 
 
-def spawn(argv: list[str], *, log: Path, user: str | None = None) -> int:
-    """Start a long-running process detached from this one (own session, output to ``log``)."""
+def spawn(
+    argv: list[str], *, log: Path, user: str | None = None, cgroups: list[Path] | None = None
+) -> int:
+    """Start a long-running process detached from this one (own session, output to ``log``).
+
+    With ``cgroups``, the process starts inside these cgroup directories (one per hierarchy).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     gid = pwd.getpwnam(user).pw_gid if user else None
+    procs_files = [str(c / "cgroup.procs") for c in cgroups or []]
+
+    def enter_cgroups() -> None:
+        for name in procs_files:
+            with open(name, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -234,6 +245,7 @@ def spawn(argv: list[str], *, log: Path, user: str | None = None) -> int:
             group=gid,
             extra_groups=[] if user else None,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            preexec_fn=enter_cgroups if procs_files else None,
         )
     return proc.pid
 
@@ -321,3 +333,30 @@ def bridge_ports(name: str) -> list[str]:
 def ipv4_addresses(name: str) -> list[str]:
     out = run(["ip", "-4", "-o", "addr", "show", "dev", name], check=False).stdout
     return [line.split()[3] for line in out.splitlines() if len(line.split()) > 3]
+
+
+# --- cgroups --------------------------------------------------------------------------
+
+CGROUP_GROUP = "relais-lab"
+
+
+def systemd_cgroup_roots() -> list[Path]:
+    """The cgroup hierarchies a container's systemd manages: cgroup2 and v1 ``name=systemd``."""
+    roots: list[Path] = []
+    for mount in mounts():
+        if mount.fstype == "cgroup2" or (mount.fstype == "cgroup" and "name=systemd" in mount.options):
+            roots.append(Path(mount.target))
+    return roots
+
+
+def remove_cgroup(path: Path) -> bool:
+    """Remove a cgroup directory and its children (empty ones; cgroups hold no files to delete)."""
+    if not path.is_dir():
+        return False
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
+                        reverse=True):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+    return True

@@ -1,0 +1,1 @@
+"""Relais policy rules (RGPD/CNIL, ANSSI, messaging) and the Pulumi CrossGuard pack."""

@@ -1,0 +1,37 @@
+"""Every Plan-level rule of Relais, in report order, and the one call that checks a Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+from policies import anssi, messaging, operations, rgpd
+from policies.engine import WAIVER_EXPIRED, WAIVER_UNKNOWN, Context, Rule, evaluate, select
+from policies.registre import REGISTER_DIR, load_retentions
+from relais.findings import Report
+from relais.plan import Plan
+
+RULES: tuple[Rule, ...] = (*rgpd.RULES, *anssi.RULES, *messaging.RULES, *operations.RULES)
+
+KNOWN_RULE_IDS: frozenset[str] = frozenset(
+    {r.id for r in RULES}
+    | {e.rule for e in anssi.SSHD} | {s.rule for s in anssi.SYSCTLS} | {f.rule for f in anssi.FIREWALL}
+    | {WAIVER_EXPIRED.id, WAIVER_UNKNOWN.id}
+)
+"""Ids a waiver may name: Plan rules and the expectations `relais audit` checks on live hosts."""
+
+
+def check_plan(plan: Plan, *, today: date, inventory: Path | None = None,
+               only: Iterable[str] = (), tool: str = "relais check") -> Report:
+    """Evaluate the Plan-level rules (optionally those matching `only`) on `plan`.
+
+    `inventory` is where the plan came from: findings are located in its files, and its
+    ``registre/`` folder, when present, is compared with the Plan (RGPD-06).
+    """
+    rules = select(RULES, only)
+    registers = load_retentions(inventory / REGISTER_DIR) if inventory is not None else None
+    context = Context(today=today, registers=registers)
+    waivers_of = {r.id for r in rules} if rules != list(RULES) else None
+    return evaluate(plan, rules, context, inventory=inventory, tool=tool, all_rule_ids=KNOWN_RULE_IDS,
+                    waivers_of=waivers_of)

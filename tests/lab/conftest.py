@@ -1,0 +1,45 @@
+"""The lab for tests/lab: brought up once per session from the shipped example region,
+taken down at the end. Needs root and the packages of scripts/lab-prereqs.sh; tests
+fail (they are never skipped) when those are missing, with the lab's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from relais.cli.context import State, default_inventory, load_plan
+from relais.lab import Lab, UpResult
+from relais.lab.progress import RichReporter
+from relais.plan import Plan
+
+TEARDOWN_MODULE = "test_teardown.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every lab test is marked `lab`; the teardown test runs last."""
+    for item in items:
+        item.add_marker(pytest.mark.lab)
+    items.sort(key=lambda item: item.path.name == TEARDOWN_MODULE)
+
+
+@pytest.fixture(scope="session")
+def plan() -> Plan:
+    return load_plan(State(inventory=default_inventory()))
+
+
+@pytest.fixture(scope="session")
+def lab_up(plan: Plan) -> Iterator[tuple[Lab, UpResult]]:
+    """The example region's lab, up for the whole session; down afterwards, whatever happened."""
+    lab = Lab(plan, reporter=RichReporter())
+    try:
+        result = lab.up()
+        yield lab, result
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab(lab_up: tuple[Lab, UpResult]) -> Lab:
+    return lab_up[0]

@@ -1,0 +1,58 @@
+"""`lab up` twice changes nothing; `lab up` after a host was killed restarts just that host."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from relais.lab import Lab, UpResult
+from relais.lab.hosts import HostMachine
+from relais.lab.system import wait_gone
+from relais.plan import Plan
+
+pytestmark = pytest.mark.lab
+
+
+def host_pids(lab: Lab, plan: Plan) -> dict[str, list[int]]:
+    return {h.name: HostMachine(lab.paths, h.name).processes().nspawn for h in plan.lab_hosts()}
+
+
+def test_first_up_brought_every_host_up(lab_up: tuple[Lab, UpResult], plan: Plan) -> None:
+    _, result = lab_up
+    assert result.status.all_running
+    assert {h.name for h in result.status.hosts} == {h.name for h in plan.lab_hosts()}
+
+
+def test_up_twice_changes_nothing(lab: Lab, plan: Plan) -> None:
+    before = host_pids(lab, plan)
+    result = lab.up()
+    assert result.changes == []
+    assert host_pids(lab, plan) == before
+    assert result.status.all_running
+
+
+@pytest.mark.parametrize("what", ["nspawn", "init"])
+def test_up_after_a_host_was_killed_restarts_just_that_host(lab: Lab, plan: Plan, what: str) -> None:
+    victim = plan.lab_hosts()[1].name
+    before = host_pids(lab, plan)
+    procs = HostMachine(lab.paths, victim).processes()
+    # SIGKILL to systemd-nspawn leaves the container orphaned; to the container's init, ends it.
+    pids = procs.nspawn if what == "nspawn" else procs.leaders
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pids, 10)
+
+    result = lab.up()
+
+    assert result.changes and all(victim in change for change in result.changes), result.changes
+    after = host_pids(lab, plan)
+    assert after[victim] and after[victim] != before[victim]
+    assert {k: v for k, v in after.items() if k != victim} == {
+        k: v for k, v in before.items() if k != victim
+    }
+    out = lab.exec(victim, ["sh", "-c", "hostname; systemctl is-system-running --wait"]).stdout.split()
+    assert out == [victim, "running"]
+    assert lab.up().changes == []
