@@ -10,14 +10,14 @@ shares one shape.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from relais.errors import RelaisError
-from relais.findings import Finding, Location, Report, RuleInfo, Severity, Status, WaiverNote
+from relais.findings import EMPTY, Finding, Location, Report, RuleInfo, Severity, Status, WaiverNote
 from relais.plan import Plan, PlannedTenant
 
 SubjectKind = Literal["tenant", "host", "plan", "waiver"]
@@ -26,13 +26,14 @@ LIVE_STATUSES = frozenset({"approved", "active", "suspended"})
 """Tenants that hold (or are about to hold) personal data: the policies apply to them."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """What a rule found for one subject: passed when `message` is None. `severity`, when
+    given, overrides the rule's (e.g. a missing register entry is only a warning)."""
+
     subject: str
     message: str | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = EMPTY
     severity: Severity | None = None
-    """Overrides the rule's severity for this outcome (e.g. a missing register is a warning)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,15 @@ def rule(id: str, *, title: str, source: str, severity: Severity, hint: str, fam
     return wrap
 
 
-def live_tenants(plan: Plan) -> Iterator[PlannedTenant]:
-    return (t for t in plan.tenants if t.status in LIVE_STATUSES)
+_live: list[Any] = [None, []]
+
+
+def live_tenants(plan: Plan) -> list[PlannedTenant]:
+    """Tenants the policies apply to; computed once per Plan (a dozen rules ask)."""
+    if _live[0] is not plan.tenants:
+        _live[:] = [plan.tenants, [t for t in plan.tenants if t.status in LIVE_STATUSES]]
+    result: list[PlannedTenant] = _live[1]
+    return result
 
 
 # --------------------------------------------------------------------------- waivers

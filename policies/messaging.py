@@ -10,7 +10,7 @@ from relais.findings import Severity
 from relais.plan import Plan
 
 FAMILY = "messaging"
-SOURCE = "Relais messaging baseline (ANSSI guide d'hygiène, mesure 10: réduire la surface d'attaque)"
+SOURCE = "Relais messaging baseline (ANSSI, guide d'hygiène informatique: réduire la surface d'attaque)"
 
 SSRF_REQUIRED = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
@@ -43,15 +43,17 @@ def federation_allow_list(plan: Plan, ctx: Context) -> Iterator[Outcome]:
     """Homeservers federate only with the syndicate's own servers and declared partners: the
     Plan's federation list must be non-empty and contain every placed tenant's server."""
     fed = plan.federation
+    xmpp, matrix = set(fed.xmpp), set(fed.matrix)  # a region has thousands: look up in sets
     for t in live_tenants(plan):
         if t.host is None:
             continue
-        servers = fed.xmpp if t.flavor == "xmpp" else fed.matrix
+        servers = xmpp if t.flavor == "xmpp" else matrix
         if not servers:
             yield Outcome(t.id, "the plan has no federation allow-list", {"federation": fed.model_dump()})
         elif t.server_name not in servers:
             yield Outcome(t.id, f"{t.commune}: {t.server_name} is not in the federation allow-list",
-                          {"server_name": t.server_name, "allow_list": servers})
+                          {"server_name": t.server_name,
+                           "allow_list": fed.xmpp if t.flavor == "xmpp" else fed.matrix})
         else:
             yield Outcome(t.id, evidence={"extra": t.federation_extra, "allow": fed.allow})
 

@@ -10,11 +10,12 @@ from relais.plan import Plan
 from relais.units import format_mib
 
 FAMILY = "operations"
-SOURCE = "Relais operations baseline (ANSSI guide d'hygiène, mesure 37: sauvegardes hors site)"
+SOURCE = "Relais operations baseline"
 
 
 @rule("OPS-01", title="Every tenant is backed up to another site",
-      source=SOURCE, severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant",),
+      source=SOURCE + " (ANSSI, guide d'hygiène informatique: politique de sauvegarde, copies hors site)",
+      severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant",),
       hint="declare a host with role backup on another site than the tenant's host in hosting.yaml")
 def backup_off_site(plan: Plan, ctx: Context) -> Iterator[Outcome]:
     """A site lost to fire or flood must not take the backups with it: each placed tenant's

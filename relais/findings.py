@@ -14,9 +14,10 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from rich.markup import escape
 from rich.table import Table
@@ -81,14 +82,18 @@ class RuleInfo:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Finding(NamedTuple):
+    """Immutable; a named tuple because a region makes hundreds of thousands of them."""
+
     rule: str
     subject: str
     severity: Severity
     status: Status
     message: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = EMPTY
     hint: str = ""
     location: Location | None = None
     waiver: WaiverNote | None = None

@@ -21,7 +21,6 @@ from relais.plan import DnsRecord, Plan, PlannedHost, PlannedTenant
 from relais.referential import normalize
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-DEFAULT_WEB_CLIENT = "https://app.element.io"
 FLAVOR_TITLES = {
     "matrix-dedicated": "Serveur de messagerie Matrix dédié à votre commune",
     "matrix-shared": "Espace de votre commune sur le serveur Matrix partagé du syndicat",
@@ -102,7 +101,7 @@ def commune_dns(plan: Plan, tenant: PlannedTenant) -> list[DnsRecord]:
             and (r.name == domain or r.name.endswith("." + domain))]
 
 
-def render_onboarding(plan: Plan, tenant: PlannedTenant, *, web_client: str | None = DEFAULT_WEB_CLIENT,
+def render_onboarding(plan: Plan, tenant: PlannedTenant, *, web_client: str | None = None,
                       today: date | None = None) -> str:
     """The sheet as one self-contained HTML page (its style sheet inline, for printing)."""
     if tenant.status not in PLACED_STATUSES or tenant.host is None:
@@ -122,7 +121,7 @@ def render_onboarding(plan: Plan, tenant: PlannedTenant, *, web_client: str | No
     return template.render(
         plan=plan, tenant=tenant, syndicate=plan.syndicate, title=FLAVOR_TITLES[tenant.flavor],
         matrix=matrix, apps=MATRIX_APPS if matrix else XMPP_APPS,
-        web_client=web_client if matrix else None,
+        web_client=(web_client or plan.syndicate.web_client) if matrix else None,
         host_place=_place(host), backup_place=_place(backup) if backup else None,
         outside_eu=outside_eu,
         messages=_duration(tenant.retention.messages_days), logs=_duration(tenant.retention.logs_days),

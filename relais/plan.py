@@ -171,6 +171,8 @@ class PlannedSyndicate(Frozen):
     name: str
     domain: str
     contact: str
+    phone: str | None
+    web_client: str = Field(description="The syndicate's own Matrix web client")
 
 
 class LabNetwork(Frozen):

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import typer
 
-from relais.cli import communes, lab, plan, secrets, validate
+from relais.cli import (
+    communes,
+    lab,
+    onboarding,
+    plan,
+    portal,
+    provision,
+    requests,
+    secrets,
+    validate,
+)
 from relais.cli.context import State, default_inventory
 from relais.console import Console
 from relais.errors import RelaisError
@@ -47,6 +57,11 @@ app.command("plan")(plan.command)
 app.add_typer(communes.app, name="communes")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(lab.app, name="lab")
+app.add_typer(requests.request_app, name="request")
+app.add_typer(requests.app, name="requests")
+app.command("onboarding")(onboarding.command)
+app.command("portal")(portal.command)
+app.add_typer(provision.app, name="provision")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import typer
 from relais.cli.context import State, load_plan
 from relais.console import Console
 from relais.errors import RelaisError
-from relais.onboarding import DEFAULT_WEB_CLIENT, find_tenant, render_onboarding
+from relais.onboarding import find_tenant, render_onboarding
 
 
 def command(
@@ -18,8 +18,8 @@ def command(
     commune: str = typer.Argument(..., help="INSEE code or name of the commune"),
     output: Path = typer.Option(None, "--output", "-o", dir_okay=False,
                                 help="Write the HTML page here (default: stdout)."),
-    web_client: str = typer.Option(DEFAULT_WEB_CLIENT, "--web-client",
-                                   help="Web client URL shown to Matrix users ('' for none)."),
+    web_client: str = typer.Option(None, "--web-client",
+                                   help="Web client URL shown to Matrix users (default: the syndicate's)."),
 ) -> None:
     """Write the onboarding sheet (HTML, printable) of a commune's tenant."""
     state: State = ctx.obj

@@ -44,6 +44,7 @@ class Service:
     """A foreground daemon owned by the lab."""
 
     name = "service"
+    port = 0
 
     def __init__(self, paths: LabPaths, spec: LabSpec) -> None:
         self.paths = paths
@@ -93,9 +94,10 @@ class Service:
                 text = self.log.read_text(errors="replace") if self.log.exists() else ""
                 tail = text.strip().splitlines()[-3:]
                 raise LabError(
-                    f"the lab {self.name} did not start on {self.spec.gateway}: "
+                    f"the lab {self.name} did not start on {self.spec.gateway}:{self.port}: "
                     + (" / ".join(tail) or "no output"),
-                    hint=f"see {self.log}",
+                    hint=f"is another service bound to port {self.port} on all addresses? "
+                    f"(`ss -lntup`); see {self.log}",
                 )
             time.sleep(0.05)
         return f"{self.name} {'restarted' if pids else 'started'} on {self.spec.gateway}"
@@ -111,6 +113,7 @@ class Resolver(Service):
     """dnsmasq answering every lab host and every name of the Plan; forwards nothing."""
 
     name = "resolver"
+    port = config.DNS_PORT
 
     def __init__(self, paths: LabPaths, spec: LabSpec, records_conf: str) -> None:
         super().__init__(paths, spec)
@@ -144,6 +147,7 @@ class PackageProxy(Service):
     """apt-cacher-ng serving this machine's Debian sources to lab hosts."""
 
     name = "package proxy"
+    port = config.PROXY_PORT
 
     def __init__(self, paths: LabPaths, spec: LabSpec, uris: list[str]) -> None:
         super().__init__(paths, spec)

@@ -33,7 +33,8 @@ def test_dedicated_tenant_with_its_own_domain(plan: Plan) -> None:
     for agent in caen.agents:
         assert agent.address in html and agent.login in html
     assert "@camille.martin:caen.fr" in html
-    assert "Element" in html and "https://app.element.io" in html
+    assert "Element" in html and plan.syndicate.web_client in html
+    assert "app.element.io" not in html  # the syndicate's own client, no foreign service
     # DNS records the commune creates, from the Plan.
     records = [r for r in plan.dns if r.managed_by == "commune" and r.name == "caen.fr"]
     assert records and all(f"<code>{r.value}</code>" in html for r in records)
