@@ -9,15 +9,16 @@ them all so one run of `relais validate` shows everything to fix.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
+import pickle
 import re
+import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -462,14 +463,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# Reading and parsing YAML is most of the work of loading; from this many commune
-# files on, it is spread over worker processes (one per core).
+# Reading and parsing YAML is most of the work of loading. From this many commune
+# files on, forked helper processes parse most of them (see `_read_forked`).
 PARALLEL_MIN_FILES = 2000
-_CHUNK = 128
+_CHUNK = 64
+_PIPE_SIZE = 1 << 20
+
+Parsed = tuple[Any, LineMap] | Problem
 
 
 def _workers() -> int:
-    """Worker processes for parsing: RELAIS_WORKERS, else the cores this process may use."""
+    """Processes to parse with: RELAIS_WORKERS, else the cores this process may use."""
     wanted = os.environ.get("RELAIS_WORKERS", "").strip()
     if wanted.isdigit():
         return int(wanted)
@@ -479,37 +483,115 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[tuple[Any, LineMap] | Problem]:
+def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[Parsed]:
     return [_read(f"{folder}/{name}", f"{prefix}/{name}") for name in names]
 
 
-def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[tuple[Any, LineMap] | Problem]:
-    """Read and parse the commune files, in order.
+def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[Parsed]:
+    """Read and parse the commune files, in order: data and line map, or the problem."""
+    chunks = [names[i:i + _CHUNK] for i in range(0, len(names), _CHUNK)]
+    helpers = min(_workers(), 8) - 1
+    if helpers < 1 or len(names) < PARALLEL_MIN_FILES or not hasattr(os, "fork"):
+        for chunk in chunks:
+            yield from _read_chunk(folder, prefix, chunk)
+        return
+    yield from _read_forked(folder, prefix, chunks, helpers)
 
-    For large inventories, forked workers read and parse chunks of files and
-    send back plain data, line maps and YAML problems; this process validates
-    them in file order, so the result and every problem (and their order) are
-    those of the sequential path.
+
+def _read_forked(folder: str, prefix: str, chunks: list[list[str]], helpers: int) -> Iterator[Parsed]:
+    """`_read_all` with forked helpers parsing chunks of files.
+
+    Each helper parses its chunks in order and sends each chunk's results
+    (plain data, line maps, YAML problems: pickled) through its own pipe; this
+    process reads them back in file order, so the results are those of the
+    sequential path, in the same order. Since this process also validates
+    every file, with a single helper it parses one chunk in four itself (which
+    balances the two cores), with more it parses none. A helper that cannot
+    start or dies leaves its chunks to this process.
     """
-    workers = min(_workers(), 8)
-    if (workers < 2 or len(names) < PARALLEL_MIN_FILES
-            or "fork" not in multiprocessing.get_all_start_methods()):
-        for name in names:
-            yield _read(f"{folder}/{name}", f"{prefix}/{name}")
-        return
+    period = 4 if helpers == 1 else 0
+    lanes: list[int] = []  # who parses chunk i: -1 this process, else a helper's index
+    helper = 0
+    for index in range(len(chunks)):
+        if period and index % period == 0:
+            lanes.append(-1)
+        else:
+            lanes.append(helper)
+            helper = (helper + 1) % helpers
+    streams: list[BinaryIO | None] = []
+    pids: list[int] = []
+    done = False
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers)
-    except (OSError, AssertionError):  # cannot fork here (limits, daemonic process)
-        yield from _read_chunk(folder, prefix, names)
-        return
-    with pool:
-        tasks = [(folder, prefix, names[i:i + _CHUNK]) for i in range(0, len(names), _CHUNK)]
-        for results in pool.imap(_read_chunk_task, tasks):
+        for helper in range(helpers):
+            mine = [chunks[i] for i, lane in enumerate(lanes) if lane == helper]
+            try:
+                read_fd, write_fd = os.pipe()
+                _grow_pipe(write_fd)
+                pid = os.fork()
+            except OSError:  # cannot fork (process limits): parse those chunks here
+                streams.append(None)
+                continue
+            if pid == 0:  # the helper: parse, send, and never return to the caller
+                os.close(read_fd)
+                _helper(folder, prefix, mine, write_fd)
+            os.close(write_fd)
+            pids.append(pid)
+            streams.append(os.fdopen(read_fd, "rb"))
+        for chunk, lane in zip(chunks, lanes, strict=True):
+            results = None
+            stream = streams[lane] if lane >= 0 else None
+            if stream is not None:
+                results = _receive(stream)
+                if results is None:  # the helper died: its remaining chunks are ours
+                    stream.close()
+                    streams[lane] = None
+            if results is None:
+                results = _read_chunk(folder, prefix, chunk)
             yield from results
+        done = True
+    finally:
+        for stream in streams:
+            if stream is not None:
+                stream.close()
+        for pid in pids:
+            if not done:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
-def _read_chunk_task(task: tuple[str, str, list[str]]) -> list[tuple[Any, LineMap] | Problem]:
-    return _read_chunk(*task)
+def _grow_pipe(fd: int) -> None:
+    """Let a helper run a few chunks ahead (Linux pipes hold 64 kB by default)."""
+    with suppress(ImportError, AttributeError, OSError):
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+def _helper(folder: str, prefix: str, chunks: list[list[str]], fd: int) -> NoReturn:
+    status = 1
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                blob = pickle.dumps(_read_chunk(folder, prefix, chunk), pickle.HIGHEST_PROTOCOL)
+                out.write(len(blob).to_bytes(8, "little") + blob)
+                out.flush()
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _receive(stream: BinaryIO) -> list[Parsed] | None:
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    size = int.from_bytes(header, "little")
+    blob = stream.read(size)
+    if len(blob) < size:
+        return None
+    results: list[Parsed] = pickle.loads(blob)
+    return results
 
 
 def _load_inventory(root: Path, referential: Referential) -> Inventory:

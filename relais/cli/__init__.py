@@ -12,12 +12,14 @@ from pathlib import Path
 import typer
 
 from relais.cli import (
+    check,
     communes,
     lab,
     onboarding,
     plan,
     portal,
     provision,
+    register,
     requests,
     secrets,
     validate,
@@ -54,6 +56,8 @@ def _root(
 
 app.command("validate")(validate.command)
 app.command("plan")(plan.command)
+app.command("check")(check.command)
+app.command("register")(register.command)
 app.add_typer(communes.app, name="communes")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(lab.app, name="lab")

@@ -6,6 +6,7 @@ fail (they are never skipped) when those are missing, with the lab's own message
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +15,17 @@ from relais.lab import Lab, UpResult
 from relais.lab.progress import RichReporter
 from relais.plan import Plan
 
+LAB_TESTS = Path(__file__).resolve().parent
 TEARDOWN_MODULE = "test_teardown.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every lab test is marked `lab`; the teardown test runs last."""
+    """Every lab test is marked `lab`; the teardown test runs last (this hook sees the items
+    of the whole session: only those under tests/lab are touched)."""
     for item in items:
-        item.add_marker(pytest.mark.lab)
-    items.sort(key=lambda item: item.path.name == TEARDOWN_MODULE)
+        if LAB_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.lab)
+    items.sort(key=lambda item: item.path == LAB_TESTS / TEARDOWN_MODULE)
 
 
 @pytest.fixture(scope="session")
