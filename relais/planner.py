@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from relais import referential as referential_mod
+from relais.firewall import HostFacts, host_rules
 from relais.inventory import CommuneDecl, Inventory, agent_login, gc_paused, load_inventory
 from relais.lock import Lock, Placement, read_lock
-from relais.firewall import HostFacts, host_rules
 from relais.model import Flavor, MessagingSettings, Role, Status
 from relais.plan import (
     DnsRecord,
@@ -32,10 +32,10 @@ from relais.plan import (
     PlannedAdmin,
     PlannedAgent,
     PlannedBackup,
+    PlannedFederation,
     PlannedHost,
     PlannedMessaging,
     PlannedRetention,
-    PlannedFederation,
     PlannedSyndicate,
     PlannedTenant,
     PlannedWaiver,
@@ -421,44 +421,62 @@ def _assemble(
                                                  ttl=3600, managed_by="syndicate"))
 
     tenants: list[PlannedTenant] = []
+    # Loop invariants, looked up once instead of once per tenant.
+    shared_flavor, dedicated_flavor, xmpp_flavor = Flavor.MATRIX_SHARED, Flavor.MATRIX_DEDICATED, Flavor.XMPP
+    flavor_values = {f: f.value for f in Flavor}
+    status_values = {s: s.value for s in Status}
+    probed = (Status.ACTIVE, Status.APPROVED)
+    default_messages = defaults.retention.messages
+    default_logs = defaults.retention.logs
+    default_justification = defaults.retention.logs_justification
+    backup_time = defaults.backup.time
+    keep_daily = defaults.backup.keep.daily
+    keep_weekly = defaults.backup.keep.weekly
+    keep_monthly = defaults.backup.keep.monthly
+    encryption = defaults.backup.encryption
+    dot_domain = "." + domain
+    shared_name = shared_server_name or domain
+    dedicated_secrets = (("db_password", "password"), ("signing_key", "signing-key"),
+                         ("macaroon_secret", "token"), ("form_secret", "token"),
+                         ("registration_secret", "token"))
     for decl in decls:
-        tenant = decl.data.tenant
-        insee = decl.insee
+        data = decl.data
+        tenant = data.tenant
+        insee = data.commune.insee
         key = insee.lower()
         flavor = tenant.flavor
         placement = placed.get(insee)
-        if flavor is Flavor.MATRIX_SHARED:
-            server_name = shared_server_name or domain
+        tenant_domain = tenant.domain
+        if flavor is shared_flavor:
+            server_name = shared_name
             service_domain = None
             own = False
         else:
-            service_domain = tenant.domain or f"{decl.slug}.{domain}"
+            service_domain = tenant_domain or f"{decl.slug}.{domain}"
             server_name = service_domain
-            own = tenant.domain is not None and not (
-                tenant.domain == domain or tenant.domain.endswith("." + domain))
+            own = tenant_domain is not None and not (
+                tenant_domain == domain or tenant_domain.endswith(dot_domain))
             syndicate_domains.add(service_domain)
         need = needs[insee]
-        retention = _make(PlannedRetention, 
-            messages_days=tenant.retention.messages or defaults.retention.messages or 365,
-            logs_days=tenant.retention.logs or defaults.retention.logs or 180,
-            logs_justification=tenant.retention.logs_justification
-            or defaults.retention.logs_justification,
+        declared = tenant.retention
+        retention = _make(PlannedRetention,
+            messages_days=declared.messages or default_messages or 365,
+            logs_days=declared.logs or default_logs or 180,
+            logs_justification=declared.logs_justification or default_justification,
         )
         secrets: list[SecretRef] = []
         unix_user = database = None
         port = metrics_port = None
         prefix = f"tenants/{key}"
-        if flavor is Flavor.MATRIX_DEDICATED:
+        if flavor is dedicated_flavor:
             unix_user = f"synapse-{key}"
             database = f"synapse_{key}"
-            for name_, kind in (("db_password", "password"), ("signing_key", "signing-key"),
-                                ("macaroon_secret", "token"), ("form_secret", "token"),
-                                ("registration_secret", "token")):
+            for name_, kind in dedicated_secrets:
                 secrets.append(_make(SecretRef, ref=f"{prefix}/{name_}", kind=kind))
             if placement is not None and placement.slot is not None:
                 port = DEDICATED_HTTP_BASE + placement.slot
                 metrics_port = DEDICATED_METRICS_BASE + placement.slot
-        elif flavor is Flavor.MATRIX_SHARED:
+        elif flavor is shared_flavor:
             unix_user = "synapse-shared"
             database = "synapse_shared"
         else:
@@ -467,25 +485,25 @@ def _assemble(
         agents = []
         for agent in tenant.agents:
             login = agent_login(agent.name, agent.login)
-            if flavor is Flavor.MATRIX_SHARED:
+            if flavor is shared_flavor:
                 login = f"{decl.slug}.{login}"
-            address = f"{login}@{server_name}" if flavor is Flavor.XMPP else f"@{login}:{server_name}"
-            agents.append(_make(PlannedAgent, 
+            address = f"{login}@{server_name}" if flavor is xmpp_flavor else f"@{login}:{server_name}"
+            agents.append(_make(PlannedAgent,
                 name=agent.name, email=agent.email, login=login, address=address,
                 password=_make(SecretRef, ref=f"{prefix}/agents/{login}", kind="password")))
         host_name = placement.host if placement else None
         probes: list[Probe] = []
-        if host_name is not None and tenant.status in (Status.ACTIVE, Status.APPROVED):
-            if flavor is Flavor.XMPP:
+        if host_name is not None and tenant.status in probed:
+            if flavor is xmpp_flavor:
                 probes += [_make(Probe, kind="xmpp-c2s", target=f"{server_name}:5222"),
                            _make(Probe, kind="xmpp-s2s", target=f"{server_name}:5269")]
             else:
                 probes += [_make(Probe, kind="matrix-client",
-                                                 target=f"https://{server_name}/_matrix/client/versions")]
-                if flavor is Flavor.MATRIX_DEDICATED:
+                                 target=f"https://{server_name}/_matrix/client/versions")]
+                if flavor is dedicated_flavor:
                     probes.append(_make(Probe, kind="matrix-federation", target=f"{server_name}:8448"))
                     if metrics_port is not None and host_name in addresses:
-                        probes.append(_make(Probe, 
+                        probes.append(_make(Probe,
                             kind="metrics", target=f"{addresses[host_name]}:{metrics_port}"))
         if host_name is not None and service_domain is not None:
             proxy = proxy_for(host_name)
@@ -493,16 +511,16 @@ def _assemble(
             managed = "commune" if own else "syndicate"
             if ip:
                 dns.append(_make(DnsRecord, name=service_domain, type="A", value=ip,
-                                                     ttl=3600, managed_by=managed))
-            if flavor is Flavor.XMPP:
+                                 ttl=3600, managed_by=managed))
+            if flavor is xmpp_flavor:
                 target = f"{fqdn[host_name]}."
                 dns += [
                     _make(DnsRecord, name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
-                                              value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
+                          value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
                     _make(DnsRecord, name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
-                                              value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
+                          value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
                     _make(DnsRecord, name=f"conference.{service_domain}", type="CNAME",
-                                              value=f"{service_domain}.", ttl=3600, managed_by=managed),
+                          value=f"{service_domain}.", ttl=3600, managed_by=managed),
                 ]
         if insee in unplaced_ids:
             state_label = "unplaced"
@@ -511,26 +529,27 @@ def _assemble(
         else:
             state_label = origin[insee]
         backup_target = placement.backup if placement else None
-        tenants.append(_make(PlannedTenant, 
-            id=insee, insee=insee, commune=decl.official_name, siren=decl.data.commune.siren or "",
+        contacts = data.contacts
+        tenants.append(_make(PlannedTenant,
+            id=insee, insee=insee, commune=decl.official_name, siren=data.commune.siren or "",
             departement=decl.departement, region=decl.region, population=decl.population,
-            source=decl.file, flavor=flavor.value, status=tenant.status.value,
+            source=decl.file, flavor=flavor_values[flavor], status=status_values[tenant.status],
             domain=service_domain, own_domain=own, server_name=server_name,
             host=host_name, placement=state_label, unix_user=unix_user, database=database,
             port=port, metrics_port=metrics_port, memory_mib=need.ram_mib,
             memory_limit_mib=need.limit_mib, disk_mib=need.disk_mib, accounts=tenant.accounts,
             agents=agents, retention=retention,
-            backup=_make(PlannedBackup, 
+            backup=_make(PlannedBackup,
                 target_host=backup_target,
                 repository=f"{BACKUP_ROOT}/{key}" if backup_target else None,
-                time=defaults.backup.time, keep_daily=defaults.backup.keep.daily,
-                keep_weekly=defaults.backup.keep.weekly, keep_monthly=defaults.backup.keep.monthly,
-                encryption=defaults.backup.encryption),
+                time=backup_time, keep_daily=keep_daily,
+                keep_weekly=keep_weekly, keep_monthly=keep_monthly,
+                encryption=encryption),
             messaging=(default_messaging if tenant.messaging == default_settings
                        else _messaging(tenant.messaging, defaults.messaging)),
             federation_extra=sorted(set(tenant.federation.allow)),
-            mairie=decl.data.contacts.mairie, dpo_name=decl.data.contacts.dpo.name,
-            dpo_email=decl.data.contacts.dpo.email, probes=probes, secrets=secrets,
+            mairie=contacts.mairie, dpo_name=contacts.dpo.name,
+            dpo_email=contacts.dpo.email, probes=probes, secrets=secrets,
         ))
 
     matrix_servers = sorted({t.server_name for t in tenants if t.host and t.flavor != "xmpp"})
@@ -540,7 +559,7 @@ def _assemble(
     shared_cfg = hosting.shared_homeserver
     if shared_cfg is not None and shared_server_name is not None:
         members = sorted(t.id for t in tenants if t.flavor == "matrix-shared" and t.host)
-        shared_service = _make(SharedService, 
+        shared_service = _make(SharedService,
             host=shared_cfg.host, server_name=shared_server_name, unix_user="synapse-shared",
             database="synapse_shared", port=SHARED_HTTP_PORT, metrics_port=SHARED_METRICS_PORT,
             memory_limit_mib=SHARED_HOMESERVER.limit_mib, tenants=members,
@@ -603,7 +622,7 @@ def _assemble(
             services.append("borg-server")
         if Role.MONITOR in host.roles:
             services += ["prometheus", "alertmanager", "blackbox-exporter"]
-        hosts.append(_make(PlannedHost, 
+        hosts.append(_make(PlannedHost,
             name=name, fqdn=fqdn[name], site=host.site,
             country=site.country if site else "", city=site.city if site else "",
             roles=[r.value for r in host.roles], provider=host.provider,
@@ -629,7 +648,7 @@ def _assemble(
             ],
         ))
 
-    return _make(Plan, 
+    return _make(Plan,
         schema_="relais.plan/v1",
         syndicate=_make(PlannedSyndicate, name=hosting.syndicate.name, domain=domain,
                         contact=hosting.syndicate.contact, phone=hosting.syndicate.phone,
@@ -642,7 +661,7 @@ def _assemble(
                                              ssh_keys=list(a.ssh_keys))
                 for login, a in sorted(hosting.admins.items())],
         dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)),
-        federation=_make(PlannedFederation, 
+        federation=_make(PlannedFederation,
             matrix=matrix_servers, xmpp=xmpp_servers, allow=sorted(defaults.federation.allow)),
         admin_sources=admin_sources,
         waivers=[_make(PlannedWaiver, rule=w.rule, subject=w.subject, reason=w.reason,

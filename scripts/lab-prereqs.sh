@@ -20,8 +20,6 @@ nftables            forward rule that keeps the lab isolated
 iproute2            bridge, addresses, route checks
 openssh-client      ssh, ssh-keygen, ssh-keyscan
 bind9-dnsutils      dig, for checking the lab resolver
-ca-certificates     -
-rsync               -
 "
 
 missing=""

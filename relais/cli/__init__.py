@@ -14,6 +14,7 @@ import typer
 from relais.cli import (
     check,
     communes,
+    deploy,
     lab,
     onboarding,
     plan,
@@ -56,6 +57,7 @@ def _root(
 
 app.command("validate")(validate.command)
 app.command("plan")(plan.command)
+app.command("deploy")(deploy.command)
 app.command("check")(check.command)
 app.command("register")(register.command)
 app.add_typer(communes.app, name="communes")

@@ -1,0 +1,208 @@
+"""Run the deploys of the Plan on its hosts with pyinfra's Python API.
+
+One pyinfra State for the whole run: operations are added per host (facts are
+gathered then), `--dry` stops after that prepare phase and reports what would
+change, otherwise `run_ops` executes them. Results are read from pyinfra's
+operation metadata, never parsed from output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from relais.deploy.context import HostContext
+from relais.deploy.targets import Target
+from relais.errors import RelaisError
+from relais.plan import Plan
+
+os.environ.setdefault("PYINFRA_PROGRESS", "off")  # our own progress display owns the terminal
+
+
+class DeployError(RelaisError):
+    """A deploy could not run (connection, facts, or an operation that failed)."""
+
+
+@dataclass
+class OperationResult:
+    name: str
+    changed: bool
+    success: bool
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "changed": self.changed, "success": self.success, "error": self.error}
+
+
+@dataclass
+class HostReport:
+    host: str
+    user: str
+    connected: bool = False
+    error: str | None = None
+    operations: list[OperationResult] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for op in self.operations if op.changed and op.success)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for op in self.operations if not op.success) + (0 if self.error is None else 1)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(1 for op in self.operations if not op.changed and op.success)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "user": self.user, "connected": self.connected, "error": self.error,
+                "changed": self.changed, "unchanged": self.unchanged, "failed": self.failed,
+                "operations": [op.as_dict() for op in self.operations]}
+
+
+@dataclass
+class DeployReport:
+    dry: bool
+    hosts: list[HostReport]
+
+    @property
+    def ok(self) -> bool:
+        return all(h.failed == 0 for h in self.hosts)
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry": self.dry, "ok": self.ok, "changed": self.changed,
+                "hosts": [h.as_dict() for h in self.hosts]}
+
+
+class Reporter:
+    """Progress of a deploy; the CLI plugs a rich display in, tests a silent one."""
+
+    def host_started(self, host: str, operations: int) -> None: ...
+    def operation_done(self, host: str, name: str, changed: bool, success: bool) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+DeployFunc = Callable[..., object]
+
+
+def run_deploy(
+    plan: Plan,
+    targets: Iterable[Target],
+    deploys_for: Callable[[HostContext], list[DeployFunc]],
+    context_for: Callable[[Target], HostContext],
+    *,
+    dry: bool,
+    reporter: Reporter | None = None,
+) -> DeployReport:
+    from pyinfra.api.config import Config
+    from pyinfra.api.connect import connect_all, disconnect_all
+    from pyinfra.api.deploy import add_deploy
+    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.inventory import Inventory
+    from pyinfra.api.operations import run_ops
+    from pyinfra.api.state import BaseStateCallback, State, StateStage
+
+    logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
+    progress = reporter or Reporter()
+    targets = list(targets)
+    reports = {t.name: HostReport(t.name, t.user) for t in targets}
+    if not targets:
+        return DeployReport(dry, [])
+
+    inventory = Inventory(([(t.name, t.pyinfra_data()) for t in targets], {}))
+    config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=100)
+    state = State(inventory=inventory, config=config)
+
+    class Callback(BaseStateCallback):
+        @staticmethod
+        def operation_host_success(state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
+            meta = state.get_op_data_for_host(host, op_hash).operation_meta
+            progress.operation_done(host.name, _op_name(state, op_hash), meta.did_change(), True)
+
+        @staticmethod
+        def operation_host_error(state: State, host: Any, op_hash: str, retry_count: int = 0,
+                                 max_retries: int = 0) -> None:
+            progress.operation_done(host.name, _op_name(state, op_hash), False, False)
+
+    state.add_callback_handler(Callback())
+    state.set_stage(StateStage.Connect)
+    connect_all(state)
+    by_name = {t.name: t for t in targets}
+    active = {h.name: h for h in state.inventory.iter_activated_hosts()}
+    for name, report in reports.items():
+        report.connected = name in active
+        if not report.connected:
+            report.error = f"cannot connect over SSH as {by_name[name].user}@{by_name[name].address}"
+
+    state.set_stage(StateStage.Prepare)
+    for name, host in active.items():
+        ctx = context_for(by_name[name])
+        try:
+            for func in deploys_for(ctx):
+                add_deploy(state, func, ctx, host=host)
+        except (PyinfraError, OSError) as exc:
+            reports[name].error = f"preparing the deploy failed: {exc}"
+            state.fail_hosts({host})
+        except RelaisError:
+            raise
+        progress.host_started(name, len(state.get_meta_for_host(host).op_hashes))
+
+    if dry:
+        for name, host in active.items():
+            if reports[name].error:
+                continue
+            for op_hash in state.get_op_order():
+                if op_hash in state.ops[host]:
+                    meta = state.get_op_data_for_host(host, op_hash).operation_meta
+                    reports[name].operations.append(
+                        OperationResult(_op_name(state, op_hash), bool(meta._maybe_is_change), True))
+        disconnect_all(state)
+        return DeployReport(True, list(reports.values()))
+
+    state.set_stage(StateStage.Execute)
+    try:
+        run_ops(state)
+    except PyinfraError as exc:
+        progress.message(f"deploy stopped: {exc}")
+    state.set_stage(StateStage.Disconnect)
+    for name, host in active.items():
+        if reports[name].error:
+            continue
+        for op_hash in state.get_op_order():
+            if op_hash not in state.ops[host]:
+                continue
+            meta = state.get_op_data_for_host(host, op_hash).operation_meta
+            if not meta.is_complete():
+                reports[name].operations.append(
+                    OperationResult(_op_name(state, op_hash), False, False, "not run (an earlier operation failed)"))
+                continue
+            success = meta.did_succeed()
+            reports[name].operations.append(OperationResult(
+                _op_name(state, op_hash), meta.did_change(), success,
+                None if success else _error_text(meta)))
+    disconnect_all(state)
+    return DeployReport(False, list(reports.values()))
+
+
+def _op_name(state: Any, op_hash: str) -> str:
+    meta = state.op_meta[op_hash]
+    names = sorted(meta.names)
+    return names[0] if names else op_hash
+
+
+def _error_text(meta: Any) -> str:
+    for attr in ("_stderr", "stderr"):
+        lines = getattr(meta, attr, None)
+        if lines:
+            try:
+                return " ".join(str(line) for line in list(lines)[-3:])
+            except TypeError:
+                break
+    return "operation failed"
