@@ -123,8 +123,9 @@ def run_deploy(
     class Callback(BaseStateCallback):
         @staticmethod
         def operation_host_success(state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
+            # pyinfra marks the operation complete after its callbacks: show the predicted change.
             meta = state.get_op_data_for_host(host, op_hash).operation_meta
-            progress.operation_done(host.name, _op_name(state, op_hash), meta.did_change(), True)
+            progress.operation_done(host.name, _op_name(state, op_hash), bool(meta._maybe_is_change), True)
 
         @staticmethod
         def operation_host_error(state: State, host: Any, op_hash: str, retry_count: int = 0,
@@ -181,7 +182,8 @@ def run_deploy(
             meta = state.get_op_data_for_host(host, op_hash).operation_meta
             if not meta.is_complete():
                 reports[name].operations.append(
-                    OperationResult(_op_name(state, op_hash), False, False, "not run (an earlier operation failed)"))
+                    OperationResult(_op_name(state, op_hash), False, False,
+                                    "not run (an earlier operation failed)"))
                 continue
             success = meta.did_succeed()
             reports[name].operations.append(OperationResult(
