@@ -3,9 +3,11 @@
 Builds throw-away inventories (one file per commune, real INSEE codes, names and
 SIRENs from the official referential; flavors mixed like a real region) in a
 temporary directory, then times `load_inventory` + `build_plan` and reports peak
-memory of that work (tracemalloc) and the time per commune. A baseline in the
-same run — just reading and YAML-parsing the same files — shows what the
-checks and the planner add on top of I/O.
+memory of that work (tracemalloc) and the time per commune. A baseline —
+just reading and YAML-parsing the same files, one after the other — shows what
+the checks and the planner add on top of I/O. Every step runs in a fresh
+interpreter, so each figure is cold (see docs/performance.md). Large
+inventories are parsed on every core; RELAIS_WORKERS=1 measures one core.
 
     .venv/bin/python bench/plan_scale.py [--sizes 1000,10000,all] [--json]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,38 +92,67 @@ def build(root: Path, communes: list[referential.OfficialCommune]) -> None:
         path.write_text(commune_yaml(c, index), encoding="utf-8")
 
 
-def measure(root: Path, ref: referential.Referential) -> dict[str, float]:
+def _child(step: str, root: Path) -> dict[str, float]:
+    """Run one measuring step in a fresh interpreter: every figure is cold (no memo,
+    frozen objects or warm caches left by an earlier step or size)."""
+    out = subprocess.run([sys.executable, __file__, "--step", step, str(root)],
+                         check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def step_baseline(root: Path) -> dict[str, float]:
+    """Just read and YAML-parse every commune file, one after the other."""
     gc.collect()
     start = time.perf_counter()
     for path in commune_files(root):
         read_yaml(path, path.name)
-    baseline = time.perf_counter() - start
+    return {"baseline_read_parse_s": time.perf_counter() - start}
 
+
+def step_time(root: Path) -> dict[str, float]:
+    ref = referential.load_or_fetch()
     gc.collect()
     start = time.perf_counter()
     inventory = load_inventory(root, ref)
     loaded = time.perf_counter()
     result = build_plan(inventory, read_lock(root))
     done = time.perf_counter()
-    del inventory, result
-    # Memory is measured in a second, separate run: tracemalloc slows Python down.
+    return {"communes": len(inventory.communes),
+            "placed": sum(1 for t in result.plan.tenants if t.host),
+            "validate_s": loaded - start, "plan_s": done - loaded}
+
+
+def step_memory(root: Path) -> dict[str, float]:
+    # Memory is measured in a separate run: tracemalloc slows Python down. It traces
+    # this process (which keeps the inventory and the Plan), not the short-lived
+    # helper processes that parse files for large inventories.
+    ref = referential.load_or_fetch()
     gc.collect()
     tracemalloc.start()
     inventory = load_inventory(root, ref)
-    result = build_plan(inventory, read_lock(root))
+    build_plan(inventory, read_lock(root))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    placed = sum(1 for t in result.plan.tenants if t.host)
+    return {"peak_mib": peak / 2**20}
+
+
+STEPS = {"baseline": step_baseline, "time": step_time, "memory": step_memory}
+
+
+def measure(root: Path) -> dict[str, float]:
+    row = _child("baseline", root) | _child("time", root) | _child("memory", root)
+    total = row["validate_s"] + row["plan_s"]
     return {
-        "communes": len(inventory.communes),
-        "placed": placed,
-        "baseline_read_parse_s": round(baseline, 3),
-        "validate_s": round(loaded - start, 3),
-        "plan_s": round(done - loaded, 3),
-        "total_s": round(done - start, 3),
-        "us_per_commune": round((done - start) / len(inventory.communes) * 1e6, 1),
-        "ratio_to_baseline": round((done - start) / baseline, 2),
-        "peak_mib": round(peak / 2**20, 1),
+        "communes": row["communes"],
+        "placed": row["placed"],
+        "baseline_read_parse_s": round(row["baseline_read_parse_s"], 3),
+        "validate_s": round(row["validate_s"], 3),
+        "plan_s": round(row["plan_s"], 3),
+        "total_s": round(total, 3),
+        "us_per_commune": round(total / row["communes"] * 1e6, 1),
+        "ratio_to_baseline": round(total / row["baseline_read_parse_s"], 2),
+        "peak_mib": round(row["peak_mib"], 1),
     }
 
 
@@ -128,7 +160,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,all")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--step", nargs=2, metavar=("STEP", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step:
+        json.dump(STEPS[args.step[0]](Path(args.step[1])), sys.stdout)
+        return 0
     ref = referential.load_or_fetch()
     everyone = sorted(ref.all_current(), key=lambda c: c.insee)
     results = []
@@ -140,7 +176,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="relais-bench-") as tmp:
             root = Path(tmp) / "inventory"
             build(root, sample)
-            results.append(measure(root, ref))
+            results.append(measure(root))
         row = results[-1]
         if not args.json:
             print(f"{row['communes']:>6} communes: validate {row['validate_s']:.2f} s + plan "

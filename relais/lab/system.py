@@ -337,7 +337,9 @@ def ipv4_addresses(name: str) -> list[str]:
 
 # --- cgroups --------------------------------------------------------------------------
 
-CGROUP_GROUP = "relais-lab"
+CGROUP_GROUP = "relais-lab" + (
+    "-" + "".join(c for c in os.environ.get("RELAIS_LAB_INSTANCE", "") if c.isalnum())[:12]
+    if os.environ.get("RELAIS_LAB_INSTANCE") else "")
 
 
 def systemd_cgroup_roots() -> list[Path]:
