@@ -130,13 +130,16 @@ class Status(StrEnum):
 # --------------------------------------------------------------------------- hosting
 
 
+HTTPS_URL = r"^https://[a-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$"
+
+
 class Syndicate(Strict):
     name: Text
     domain: Domain
     contact: Email
     siren: Siren | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 .()-]{6,25}$")] | None = None
-    web_client: Annotated[str, StringConstraints(pattern=r"^https://[a-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$")] | None = None
+    web_client: Annotated[str, StringConstraints(pattern=HTTPS_URL)] | None = None
     """The syndicate's own Matrix web client (default https://element.<domain>)."""
 
 

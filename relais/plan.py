@@ -61,7 +61,7 @@ class PlannedHost(Frozen):
 
 class SecretRef(Frozen):
     ref: str = Field(description="Path in the secret store, e.g. tenants/14118/db_password")
-    kind: Literal["password", "token", "signing-key", "passphrase", "ssh-key"]
+    kind: Literal["password", "token", "signing-key", "passphrase", "ssh-key", "tls-key"]
 
 
 class Probe(Frozen):

@@ -53,8 +53,8 @@ FILE_SUFFIX = ".vault"
 FILE_SCHEMA = "relais.secrets/v1"
 VAULT_HEADER = b"$ANSIBLE_VAULT;1.1;AES256"
 
-SecretKind = Literal["password", "token", "signing-key", "passphrase", "ssh-key"]
-KINDS: tuple[SecretKind, ...] = ("password", "token", "signing-key", "passphrase", "ssh-key")
+SecretKind = Literal["password", "token", "signing-key", "passphrase", "ssh-key", "tls-key"]
+KINDS: tuple[SecretKind, ...] = ("password", "token", "signing-key", "passphrase", "ssh-key", "tls-key")
 
 MISSING_KEY_HINT = f"run `relais secrets init` or set {ENV_PASSWORD_FILE}"
 
@@ -265,6 +265,19 @@ def generate_ssh_key() -> str:
     ).decode()
 
 
+def generate_tls_key() -> str:
+    """An ECDSA P-256 private key in PKCS#8 PEM, for TLS certificates (relais.pki)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def ssh_public_key(private_key: str, comment: str = "") -> str:
     """The ``authorized_keys`` line of a private key made by :func:`generate_ssh_key`."""
     from cryptography.hazmat.primitives import serialization
@@ -290,6 +303,8 @@ def generate(kind: str) -> str:
         return generate_signing_key()
     if kind == "ssh-key":
         return generate_ssh_key()
+    if kind == "tls-key":
+        return generate_tls_key()
     raise SecretsError(f"unknown secret kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
 
 

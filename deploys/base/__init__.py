@@ -68,3 +68,7 @@ def base(ctx: HostContext) -> None:
     files.put(name="Administrators use sudo",
               src=StringIO(f"%{ADMIN_GROUP} ALL=(ALL:ALL) NOPASSWD: ALL\n"),
               dest=f"/etc/sudoers.d/{ADMIN_GROUP}", mode="440", user="root", group="root")
+
+
+def steps(ctx: HostContext) -> list[object]:
+    return [base]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,9 @@ SHIPPED_INVENTORY = Path(__file__).resolve().parent.parent.parent / "inventory"
 
 
 def default_inventory() -> Path:
+    env = os.environ.get("RELAIS_INVENTORY")
+    if env:
+        return Path(env)
     local = Path("inventory")
     if (local / "hosting.yaml").is_file():
         return local

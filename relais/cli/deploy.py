@@ -8,9 +8,9 @@ from rich.table import Table
 
 from relais.cli.context import State, load_plan
 from relais.console import Console
-from relais.deploy.hosts import build_context, load_deploys
-from relais.deploy.runner import DeployReport, Reporter, run_deploy
-from relais.deploy.targets import resolve, select_hosts
+from relais.deploy import deploy_plan
+from relais.deploy.runner import DeployReport, Reporter
+from relais.deploy.targets import select_hosts
 
 
 class RichReporter(Reporter):
@@ -47,11 +47,9 @@ def command(
     plan = load_plan(state)
     hosts = select_hosts(plan, limit)
     console.info(f"{'dry run: ' if dry else ''}connecting to {len(hosts)} host(s)…")
-    targets = [resolve(plan, h) for h in hosts]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console.err, transient=True, disable=json_output) as progress:
-        report = run_deploy(plan, targets, load_deploys(), lambda t: build_context(plan, t, state.inventory),
-                            dry=dry, reporter=RichReporter(progress))
+        report = deploy_plan(plan, state.inventory, limit=limit, dry=dry, reporter=RichReporter(progress))
     if json_output:
         console.json(report.as_dict())
     else:

@@ -27,6 +27,8 @@ class HostContext:
     lab: bool
     apt_proxy: str | None
     secret: Callable[[str], str]
+    certificate: Callable[[str, list[str]], tuple[str, str]]
+    ca_pem: Callable[[], str]
     templates: Path = field(default=Path(__file__).resolve().parents[2] / "deploys")
 
     @property
@@ -36,3 +38,16 @@ class HostContext:
 
     def has_role(self, role: str) -> bool:
         return role in self.host.roles
+
+    def tls_names(self) -> dict[str, list[str]]:
+        """Certificates this host serves: name -> DNS names (its own, and every service
+        name whose A record points at it, with the XMPP group-chat component)."""
+        addresses = {a for a in (self.host.address, self.host.public_address) if a}
+        names: dict[str, list[str]] = {self.host.fqdn: [self.host.fqdn]}
+        for record in self.plan.dns:
+            if record.type == "A" and record.value in addresses and record.name != self.host.fqdn:
+                names[record.name] = [record.name]
+        for tenant in self.tenants:
+            if tenant.flavor == "xmpp" and tenant.domain:
+                names[tenant.domain] = sorted({tenant.domain, f"conference.{tenant.domain}"})
+        return names

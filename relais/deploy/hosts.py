@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from relais.deploy.context import HostContext
 from relais.deploy.targets import Target
+from relais.pki import Pki
 from relais.plan import Plan
+from relais.secrets import SecretStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,15 +27,18 @@ def load_deploys() -> Callable[[HostContext], list[Callable[..., object]]]:
 def build_context(plan: Plan, target: Target, inventory: Path) -> HostContext:
     host = plan.host(target.name)
     public_key = target.private_key.with_suffix(".pub").read_text().strip()
-    store_holder: dict[str, object] = {}
-
-    def secret(ref: str) -> str:
-        if "store" not in store_holder:
-            from relais.secrets import SecretStore
-
-            store_holder["store"] = SecretStore.open(inventory)
-        store = store_holder["store"]
-        return store.get(ref)  # type: ignore[attr-defined,no-any-return]
-
     return HostContext(plan=plan, host=host, controller_public_key=public_key, lab=target.lab,
-                       apt_proxy=None, secret=secret)
+                       apt_proxy=None, secret=lambda ref: _store(inventory).get(ref),
+                       certificate=lambda name, sans: _pki(inventory, plan.syndicate.name).certificate(
+                           name, sans),
+                       ca_pem=lambda: _pki(inventory, plan.syndicate.name).ca_pem())
+
+
+@cache
+def _store(inventory: Path) -> SecretStore:
+    return SecretStore.open(inventory)
+
+
+@cache
+def _pki(inventory: Path, organisation: str) -> Pki:
+    return Pki(inventory, _store(inventory), organisation)

@@ -161,9 +161,12 @@ def run_deploy(
                 continue
             for op_hash in state.get_op_order():
                 if op_hash in state.ops[host]:
-                    meta = state.get_op_data_for_host(host, op_hash).operation_meta
-                    reports[name].operations.append(
-                        OperationResult(_op_name(state, op_hash), bool(meta._maybe_is_change), True))
+                    op_data = state.get_op_data_for_host(host, op_hash)
+                    # Operations guarded by `_if` (reloads after a change) only run if what
+                    # they follow changes: they are not changes of their own.
+                    guarded = bool(op_data.global_arguments["_if"])
+                    will = bool(op_data.operation_meta._maybe_is_change) and not guarded
+                    reports[name].operations.append(OperationResult(_op_name(state, op_hash), will, True))
         disconnect_all(state)
         return DeployReport(True, list(reports.values()))
 

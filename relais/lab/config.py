@@ -6,9 +6,8 @@ isolation, name resolution) is unit-tested without root.
 
 from __future__ import annotations
 
-import os
-
 import ipaddress
+import os
 import re
 import shlex
 from dataclasses import dataclass

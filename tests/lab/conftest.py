@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from relais.cli.context import State, default_inventory, load_plan
+from relais.deploy import DeployReport, deploy_plan
 from relais.lab import Lab, UpResult
 from relais.lab.progress import RichReporter
 from relais.plan import Plan
+from relais.secrets import init_key_file
 
 LAB_TESTS = Path(__file__).resolve().parent
 TEARDOWN_MODULE = "test_teardown.py"
@@ -47,3 +49,15 @@ def lab_up(plan: Plan) -> Iterator[tuple[Lab, UpResult]]:
 @pytest.fixture(scope="session")
 def lab(lab_up: tuple[Lab, UpResult]) -> Lab:
     return lab_up[0]
+
+
+@pytest.fixture(scope="session")
+def deployed(lab: Lab, plan: Plan) -> DeployReport:
+    """Every host of the lab converged once by `relais deploy` (shared by the tests that need
+    deployed hosts). The vault key is created on first use, as `relais secrets init` does."""
+    init_key_file()
+    report = deploy_plan(plan, default_inventory())
+    failures = [(h.host, h.error, [o.as_dict() for o in h.operations if not o.success])
+                for h in report.hosts if h.failed]
+    assert report.ok, failures
+    return report
