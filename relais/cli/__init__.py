@@ -15,6 +15,7 @@ from relais.cli import (
     check,
     communes,
     deploy,
+    drift,
     lab,
     onboarding,
     plan,
@@ -59,6 +60,7 @@ app.command("validate")(validate.command)
 app.command("plan")(plan.command)
 app.command("deploy")(deploy.command)
 app.command("check")(check.command)
+app.command("drift")(drift.command)
 app.command("register")(register.command)
 app.add_typer(communes.app, name="communes")
 app.add_typer(secrets.app, name="secrets")
