@@ -526,9 +526,15 @@ def _read_forked(folder: str, prefix: str, chunks: list[list[str]], helpers: int
             mine = [chunks[i] for i, lane in enumerate(lanes) if lane == helper]
             try:
                 read_fd, write_fd = os.pipe()
+            except OSError:  # out of file descriptors: parse those chunks here
+                streams.append(None)
+                continue
+            try:
                 _grow_pipe(write_fd)
                 pid = os.fork()
             except OSError:  # cannot fork (process limits): parse those chunks here
+                os.close(read_fd)
+                os.close(write_fd)
                 streams.append(None)
                 continue
             if pid == 0:  # the helper: parse, send, and never return to the caller

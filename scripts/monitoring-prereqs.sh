@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install what the monitoring unit tests need on a Debian 12 controller (run as root):
-# promtool, from the Debian `prometheus` package, the same version lab and
-# production monitor hosts run. Idempotent: installs only what is missing, and
+# promtool, amtool and blackbox_exporter's config check, from the Debian packages
+# that lab and production monitor hosts run. Idempotent: installs only what is missing, and
 # never starts a daemon on the controller (a policy-rc.d forbids it during the
 # install; an existing policy is respected).
 set -eu
@@ -11,9 +11,11 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# package       what the controller uses it for
+# package                        what the controller uses it for
 PACKAGES="
-prometheus      promtool: check config, check rules and test rules on the generated files
+prometheus                       promtool: check config, check rules and test rules on the generated files
+prometheus-alertmanager          amtool check-config on the generated alertmanager.yml
+prometheus-blackbox-exporter     --config.check on the generated blackbox.yml
 "
 
 missing=""

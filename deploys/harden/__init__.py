@@ -16,27 +16,35 @@ from io import StringIO
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
+from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys.harden.facts import LiveSysctls, NftablesDrift, SudoVersionDefaults
+from deploys.harden.facts import EnabledUnits, LiveSysctls, NftablesDrift
 from relais.audit import baseline
 from relais.deploy.context import HostContext
 
+AIDE_DB = "/var/lib/aide/aide.db"
 LAB_WRITABLE_SYSCTLS = ("net.",)
 """In a container only the network namespace's sysctls are writable (docs/architecture.md)."""
 
 
 @deploy("Hardening: packages")
 def packages(ctx: HostContext) -> None:
+    files.put(name="ANSSI-BP028-R61: needrestart lists, never restarts by itself",
+              src=StringIO(f"# {baseline.MANAGED}\n$nrconf{{restart}} = 'l';\n"),
+              dest="/etc/needrestart/conf.d/relais.conf", mode="644", create_remote_dir=True)
     apt.packages(name="ANSSI-BP028-R58: remove unneeded packages and compilers",
                  packages=list(baseline.UNNEEDED_PACKAGES), present=False, extra_uninstall_args="--purge")
     apt.packages(name="ANSSI-BP028-R73/R79: install the hardening tools (auditd, fail2ban, lynis...)",
                  packages=list(baseline.HARDENING_PACKAGES), no_recommends=True, cache_time=3600)
-    for unit in baseline.UNNEEDED_SERVICES:
-        if unit == "debug-shell.service":
-            continue
-    systemd.service(name="ANSSI-BP028-R62: no debug shell on tty9", service="debug-shell.service",
-                    running=False, enabled=False)
+    if host.get_fact(File, path=AIDE_DB) is None:
+        server.shell(name="ANSSI-BP028-R76: seal the files (AIDE database)",
+                     commands=[f"aideinit --yes --force && test -s {AIDE_DB}"])
+    enabled = host.get_fact(EnabledUnits, units=baseline.UNNEEDED_SERVICES) or []
+    if enabled:
+        units = " ".join(shlex.quote(u) for u in enabled)
+        server.shell(name="ANSSI-BP028-R62: stop and disable unneeded services",
+                     commands=[f"systemctl disable --now {units}", f"systemctl mask {units}"])
 
 
 @deploy("Hardening: SSH")
@@ -57,8 +65,8 @@ def ssh(ctx: HostContext) -> None:
 @deploy("Hardening: kernel and network")
 def kernel(ctx: HostContext) -> None:
     expectations = baseline.sysctls(ctx.host)
-    conf = files.put(name="ANSSI-BP028-R9..R14: persist the sysctls", src=StringIO(baseline.sysctl_conf(ctx.host)),
-                     dest=baseline.SYSCTL_CONF, mode="600")
+    files.put(name="ANSSI-BP028-R9..R14: persist the sysctls", src=StringIO(baseline.sysctl_conf(ctx.host)),
+              dest=baseline.SYSCTL_CONF, mode="600")
     live = host.get_fact(LiveSysctls) or {}
     by_rule: dict[str, list[str]] = {}
     for exp in expectations:
@@ -70,7 +78,6 @@ def kernel(ctx: HostContext) -> None:
     for rule, assignments in sorted(by_rule.items()):
         server.shell(name=f"{rule}: apply the sysctls",
                      commands=["sysctl -q -w " + " ".join(shlex.quote(a) for a in assignments)])
-    del conf
     lock = files.put(name="ANSSI-BP028-R10: forbid loading modules once the firewall is up",
                      src=StringIO(baseline.MODULES_LOCK_UNIT),
                      dest="/etc/systemd/system/relais-modules-lock.service", mode="644")
@@ -132,12 +139,8 @@ def accounts(ctx: HostContext) -> None:
         f"# {baseline.MANAGED}\numask 027\n"), dest="/etc/profile.d/relais-umask.sh", mode="644")
     files.put(name="ANSSI-BP028-R32: idle sessions end", src=StringIO(baseline.SESSION_TIMEOUT),
               dest="/etc/profile.d/relais-timeout.sh", mode="644")
-    defaults = "\n".join(f"Defaults {value}" for value, _ in baseline.SUDO_DEFAULTS)
-    del defaults
     files.put(name="ANSSI-BP028-R39..R43: sudo defaults", src=StringIO(baseline.sudoers_defaults()),
               dest="/etc/sudoers.d/00-relais-defaults", mode="440", user="root", group="root")
-    if host.get_fact(SudoVersionDefaults) is None:
-        pass
     for item in baseline.SENSITIVE_FILES:
         if item.path in ("/etc/at.allow", "/etc/cron.allow"):
             files.put(name=f"ANSSI-BP028-R50: {item.path} (root only)", src=StringIO("root\n"), dest=item.path,

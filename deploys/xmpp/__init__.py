@@ -1,9 +1,162 @@
-"""Deploy step 'xmpp' (being written; see the issue tracker)."""
+"""The xmpp flavor: one Prosody per host, one virtual host and group-chat component per commune.
+
+Files on the host (renderers in relais.xmpp.config):
+  /etc/prosody/prosody.cfg.lua              shared settings; a change restarts Prosody (rare)
+  /etc/prosody/relais-federation.cfg.lua    the federation allow-list; a change reloads
+  /etc/prosody/relais.d/<insee>.cfg.lua     one commune; a change reloads Prosody and (de)activates
+                                            its hosts through the admin shell: other communes'
+                                            sessions stay connected
+  /var/lib/relais/xmpp/accounts/<jid>       root-only marker: hash of the password last set
+
+Passwords reach Prosody only through the admin shell's standard input (`_stdin`),
+never a command line, a file left behind, or an operation name.
+"""
 
 from __future__ import annotations
 
+import secrets
+from io import StringIO
+
+from pyinfra.api.deploy import deploy
+from pyinfra.context import host
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploys.xmpp.facts import AccountMarkers, TenantFiles
 from relais.deploy.context import HostContext
+from relais.xmpp import accounts
+from relais.xmpp.config import (
+    FEDERATION_CONFIG,
+    MAIN_CONFIG,
+    TENANTS_DIR,
+    host_settings,
+    render_federation,
+    render_main,
+    render_tenant,
+    tenant_file,
+    xmpp_tenants,
+)
+
+PACKAGES = ["prosody", "prosody-modules", "lua5.4-unbound"]
+HELPER_DIR = "/usr/local/lib/relais"
+SHELL_HELPER = f"{HELPER_DIR}/prosody-shell"
+
+# Runs admin-shell lines read on standard input; fails when one of them fails ("User exists"
+# is expected when re-keying). Errors are shown with quoted text masked: a line may hold a password.
+SHELL_HELPER_SCRIPT = r"""#!/bin/sh
+# Managed by Relais (deploys/xmpp). Usage: prosody-shell < lines
+set -u
+out=$(prosodyctl shell --quiet 2>&1)
+rc=$?
+errors=$(printf '%s\n' "$out" | grep -E '(^|> )! ' | grep -v 'User exists')
+if [ "$rc" -ne 0 ] || [ -n "$errors" ] || printf '%s\n' "$out" | grep -q 'Unable to connect'; then
+    printf '%s\n' "$out" | sed -E "s/\"[^\"]*\"/\"***\"/g; s/'[^']*'/'***'/g" >&2
+    exit 1
+fi
+exit 0
+"""
+
+# Re-read the configuration, then bring the running hosts in line with it: activate new or
+# resumed communes, deactivate suspended or removed ones (Prosody 0.12 only does this at start),
+# and reload the archive modules of communes whose file changed (their retention may have).
+SYNC_LUA = (
+    '>local cm, hm, mm = require"core.configmanager", require"core.hostmanager", '
+    'require"core.modulemanager"; local conf = cm.getconfig(); local changed = {CHANGED}; '
+    'for h in pairs(prosody.hosts) do local c = rawget(conf, h); '
+    'if h ~= "*" and (not c or c.enabled == false) then hm.deactivate(h, "service suspended") end end; '
+    'for h, c in pairs(conf) do if h ~= "*" and c.enabled ~= false and not prosody.hosts[h] then '
+    'assert(hm.activate(h)) elseif changed[h] and prosody.hosts[h] then '
+    'for _, m in ipairs({"mam", "muc_mam"}) do if mm.is_loaded(h, m) then mm.reload(h, m) end end '
+    'end end'
+)
+
+
+def sync_input(changed_domains: list[str]) -> str:
+    table = "{" + ", ".join(f'["{d}"] = true' for d in changed_domains) + "}"
+    return "config:reload()\n" + SYNC_LUA.replace("{CHANGED}", table) + "\n"
+
+
+@deploy("Prosody for the xmpp communes")
+def prosody(ctx: HostContext) -> None:
+    settings = host_settings(ctx.plan, ctx.host)
+    tenants = xmpp_tenants(ctx.plan, ctx.host)
+
+    apt.packages(name="Install Prosody and Debian's community modules", packages=PACKAGES,
+                 no_recommends=True, update=True, cache_time=3600)
+    server.user(name="Prosody reads the certificates' keys (group ssl-cert)", user="prosody",
+                groups=["ssl-cert"], append=True, system=True)
+    files.directory(name="Helpers directory", path=HELPER_DIR, mode="755")
+    files.put(name="Admin-shell helper (reads its commands on stdin)", src=StringIO(SHELL_HELPER_SCRIPT),
+              dest=SHELL_HELPER, mode="755", user="root", group="root")
+    files.directory(name="Communes' configuration directory", path=TENANTS_DIR, mode="750",
+                    user="root", group="prosody")
+
+    main = files.put(name="Prosody's shared configuration", src=StringIO(render_main(settings)),
+                     dest=MAIN_CONFIG, mode="640", user="root", group="prosody")
+    federation = files.put(name="Federation allow-list", src=StringIO(render_federation(settings)),
+                           dest=FEDERATION_CONFIG, mode="640", user="root", group="prosody")
+
+    reloads = [federation]
+    changed_domains: list[str] = []
+    wanted_files = set()
+    for tenant in tenants:
+        path = tenant_file(tenant)
+        wanted_files.add(path.rsplit("/", 1)[-1])
+        put = files.put(name=f"Configuration of commune {tenant.id} ({tenant.domain}, {tenant.status})",
+                        src=StringIO(render_tenant(tenant)), dest=path, mode="640", user="root",
+                        group="prosody")
+        reloads.append(put)
+        if put.will_change and tenant.domain:
+            changed_domains += [tenant.domain, f"conference.{tenant.domain}"]
+    for name in host.get_fact(TenantFiles):
+        if name not in wanted_files:
+            reloads.append(files.file(name=f"Remove the configuration of a commune no longer here ({name})",
+                                      path=f"{TENANTS_DIR}/{name}", present=False))
+
+    systemd.service(name="Prosody runs and starts at boot", service="prosody", running=True, enabled=True)
+    systemd.service(name="Restart Prosody when its shared configuration changes", service="prosody",
+                    restarted=True, _if=main.did_change)
+    server.shell(name="Reload Prosody and (de)activate the communes whose file changed",
+                 commands=[SHELL_HELPER], _stdin=sync_input(changed_domains), _if=any_changed(*reloads))
+
+    _accounts(ctx, [t for t in tenants if t.status == "active"])
+
+
+def _accounts(ctx: HostContext, active: list) -> None:  # type: ignore[type-arg]
+    markers, disabled = host.get_fact(AccountMarkers)
+    wanted: dict[str, str] = {}
+    passwords: dict[str, str] = {}
+    for tenant in active:
+        for agent in tenant.agents:
+            password = ctx.secret(agent.password.ref)
+            passwords[agent.address] = password
+            wanted[agent.address] = accounts.account_hash(agent.address, password)
+    served = {t.domain for t in active if t.domain}
+    changes = accounts.account_changes(wanted, markers, served)
+    files.directory(name="Accounts markers directory (root only)", path=accounts.MARKER_DIR, mode="700",
+                    user="root", group="root")
+    if not changes:
+        return
+    to_set = {jid: passwords[jid] for jid in changes.set_password}
+    to_disable = {jid: secrets.token_urlsafe(32) for jid in changes.disable}
+    server.shell(
+        name=f"Agents' accounts: create or set the password of {len(to_set)}, disable {len(to_disable)}",
+        commands=[SHELL_HELPER], _stdin=accounts.shell_input(to_set, to_disable))
+    for jid in changes.set_password:
+        files.put(name=f"Account {jid}: record the password set", src=StringIO(wanted[jid] + "\n"),
+                  dest=accounts.marker_path(jid), mode="600", user="root", group="root")
+        if jid in disabled:
+            files.file(name=f"Account {jid}: no longer disabled",
+                       path=accounts.marker_path(jid, disabled=True), present=False)
+    for jid in changes.disable:
+        files.put(name=f"Account {jid}: disabled (agent removed from the inventory)",
+                  src=StringIO(accounts.account_hash(jid, "") + "\n"),
+                  dest=accounts.marker_path(jid, disabled=True), mode="600", user="root", group="root")
+        files.file(name=f"Account {jid}: forget the password marker", path=accounts.marker_path(jid),
+                   present=False)
 
 
 def steps(ctx: HostContext) -> list[object]:
-    return []
+    if not any(s.host == ctx.host.name for s in ctx.plan.xmpp_services):
+        return []
+    return [prosody]

@@ -375,12 +375,13 @@ UNNEEDED_SERVICES: tuple[str, ...] = (
 
 HARDENING_PACKAGES: tuple[str, ...] = (
     "fail2ban", "python3-systemd", "auditd", "audispd-plugins", "lynis", "libpam-pwquality", "libpam-tmpdir",
-    "apt-show-versions", "debsums", "acct", "sysstat", "rkhunter", "rsyslog", "cron",
+    "apt-show-versions", "debsums", "acct", "sysstat", "rkhunter", "rsyslog", "cron", "aide", "needrestart",
 )
 """fail2ban (sshd bans, on the journal), auditd (R73), lynis (the audit), password quality
 (R31), per-user temporary directories (R55), package integrity and versions (debsums,
 apt-show-versions), process accounting and statistics (acct, sysstat), a rootkit scanner,
-a syslog daemon for remote forwarding, cron for the periodic jobs."""
+a syslog daemon for remote forwarding, cron for the periodic jobs, AIDE (R76: sealing of
+files), needrestart (lists daemons to restart after upgrades; set to list only)."""
 
 SUDO_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("use_pty", "ANSSI-BP028-R39"),

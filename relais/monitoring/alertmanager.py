@@ -27,7 +27,8 @@ Labels: {{ range .Labels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}
 {{ end }}"""  # noqa: E501
 
 
-def alertmanager_config(plan: Plan, settings: MonitoringSettings, smtp_password: str | None) -> dict[str, Any]:
+def alertmanager_config(plan: Plan, settings: MonitoringSettings,
+                        smtp_password: str | None) -> dict[str, Any]:
     smtp = settings.smtp
     global_: dict[str, Any] = {
         "resolve_timeout": settings.notifications.resolve_timeout,

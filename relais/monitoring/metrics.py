@@ -10,6 +10,11 @@ Backups (written by the backup job of every tenant, on the host that runs it)::
     relais_backup_last_success_timestamp_seconds{tenant="14118"} 1735689600
     relais_backup_last_size_bytes{tenant="14118"} 123456789
 
+Certificates on each host (hourly, by the ``relais-tls-expiry`` timer)::
+
+    # /var/lib/prometheus/node-exporter/relais_tls.prom
+    relais_tls_certificate_expiry_timestamp_seconds{name="caen.fr"} 1767225600
+
 Tenants a host carries (written by ``deploys/monitor`` from the Plan; the backup
 alerts know from it which tenants must have a backup)::
 
@@ -35,3 +40,8 @@ TENANT_INFO = "relais_tenant_info"
 def escape_label(value: str) -> str:
     """A label value in the Prometheus text format."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+TLS_TEXTFILE = f"{TEXTFILE_DIR}/relais_tls.prom"
+TLS_EXPIRY = "relais_tls_certificate_expiry_timestamp_seconds"
+"""notAfter of each certificate in /etc/relais/tls/<name>/fullchain.pem (label ``name``), refreshed
+hourly by the ``relais-tls-expiry`` timer of deploys/monitor."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from relais.monitoring.metrics import BACKUP_LAST_SUCCESS, TENANT_INFO
+from relais.monitoring.metrics import BACKUP_LAST_SUCCESS, TENANT_INFO, TLS_EXPIRY
 from relais.monitoring.settings import MonitoringSettings
 from relais.monitoring.targets import (
     CLIENT_KINDS,
@@ -107,13 +107,18 @@ def alert_rules(settings: MonitoringSettings) -> list[AlertRule]:
         ),
         AlertRule(
             CERTIFICATE_EXPIRING,
-            f'(probe_ssl_earliest_cert_expiry{{job="{JOB_PROBE}"}} - time()) / 86400 < {t.certificate_days:g}',
+            f'(probe_ssl_earliest_cert_expiry{{job="{JOB_PROBE}"}} - time()) / 86400'
+            f" < {t.certificate_days:g}"
+            f' or label_replace(({TLS_EXPIRY}{{job="{JOB_NODE}"}} - time()) / 86400,'
+            f' "server_name", "$1", "name", "(.*)") < {t.certificate_days:g}',
             d.certificate, "warning",
             "Certificat bientôt expiré : {{ $labels.server_name }}",
             "Certificate expiring: {{ $labels.server_name }}",
-            "Le certificat de {{ $labels.instance }} expire dans {{ $value | printf \"%.0f\" }} jours "
+            "Le certificat de {{ $labels.server_name }} sur {{ $labels.host }} expire dans "
+            "{{ $value | printf \"%.0f\" }} jours "
             f"(seuil {t.certificate_days:g} jours).",
-            "The certificate of {{ $labels.instance }} expires in {{ $value | printf \"%.0f\" }} days "
+            "The certificate of {{ $labels.server_name }} on {{ $labels.host }} expires in "
+            "{{ $value | printf \"%.0f\" }} days "
             f"(threshold {t.certificate_days:g} days).",
         ),
         AlertRule(

@@ -115,10 +115,8 @@ def scrape_targets(plan: Plan, monitor: PlannedHost) -> list[ScrapeTarget]:
     return sorted(targets, key=lambda t: t.key)
 
 
-def probe_module(kind: str, server_name: str) -> str:
-    """Blackbox module of a probe. XMPP modules are per domain: the stream header names it."""
-    if kind in ("xmpp-c2s", "xmpp-s2s"):
-        return f"{kind.replace('-', '_')}_{server_name}"
+def probe_module(kind: str) -> str:
+    """Blackbox module of a probe kind (modules are defined in relais/monitoring/blackbox.py)."""
     return kind.replace("-", "_")
 
 
@@ -140,13 +138,7 @@ def probe_targets(plan: Plan) -> list[ProbeTarget]:
             url = probe_url(probe.kind, probe.target)
             is_shared = tenant.flavor == "matrix-shared" and tenant.server_name == shared_name
             found.setdefault((probe.kind, url), ProbeTarget(
-                kind=probe.kind, target=url, module=probe_module(probe.kind, tenant.server_name),
+                kind=probe.kind, target=url, module=probe_module(probe.kind),
                 server_name=tenant.server_name, host=tenant.host,
                 tenant=SHARED if is_shared else tenant.id, commune="" if is_shared else tenant.commune))
     return sorted(found.values(), key=lambda p: (p.kind, p.target))
-
-
-def xmpp_domains(plan: Plan) -> list[str]:
-    """XMPP domains with probes (each gets its own c2s and s2s blackbox modules)."""
-    return sorted({t.server_name for t in plan.tenants
-                   if t.flavor == "xmpp" and any(p.kind.startswith("xmpp-") for p in t.probes)})

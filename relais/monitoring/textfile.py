@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relais.monitoring.metrics import TENANT_INFO, escape_label
+from relais.monitoring.metrics import TENANT_INFO, TEXTFILE_DIR, TLS_EXPIRY, escape_label
 from relais.plan import Plan, PlannedHost
 
 
@@ -19,3 +19,31 @@ def tenant_info(plan: Plan, host: PlannedHost) -> str:
         text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
         lines.append(f"{TENANT_INFO}{{{text}}} 1")
     return "\n".join(lines) + "\n"
+
+
+TLS_DIR = "/etc/relais/tls"
+
+
+def tls_expiry_script() -> str:
+    """Shell script writing the notAfter of every certificate under /etc/relais/tls to the
+    textfile collector (directories overridable by RELAIS_TLS_DIR and RELAIS_TEXTFILE_DIR)."""
+    return f"""#!/bin/sh
+# Written by Relais (deploys/monitor): expiry of the certificates this host serves.
+set -eu
+tls="${{RELAIS_TLS_DIR:-{TLS_DIR}}}"
+out="${{RELAIS_TEXTFILE_DIR:-{TEXTFILE_DIR}}}/relais_tls.prom"
+tmp="$out.$$"
+trap 'rm -f "$tmp"' EXIT
+{{
+    echo "# HELP {TLS_EXPIRY} notAfter of a certificate under $tls."
+    echo "# TYPE {TLS_EXPIRY} gauge"
+    for cert in "$tls"/*/fullchain.pem; do
+        [ -e "$cert" ] || continue
+        name=$(basename "$(dirname "$cert")")
+        end=$(openssl x509 -noout -enddate -in "$cert" | cut -d= -f2)
+        echo "{TLS_EXPIRY}{{name=\\"$name\\"}} $(date -d "$end" +%s)"
+    done
+}} > "$tmp"
+chmod 644 "$tmp"
+mv "$tmp" "$out"
+"""

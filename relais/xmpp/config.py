@@ -30,6 +30,7 @@ MAIN_CONFIG = f"{PROSODY_DIR}/prosody.cfg.lua"
 TENANTS_DIR = f"{PROSODY_DIR}/relais.d"
 TLS_DIR = "/etc/relais/tls"
 DATA_DIR = "/var/lib/prosody"
+FEDERATION_CONFIG = f"{PROSODY_DIR}/relais-federation.cfg.lua"
 ADMIN_SOCKET = f"{DATA_DIR}/prosody.sock"
 C2S_PORT = 5222
 S2S_PORT = 5269
@@ -174,10 +175,6 @@ def render_main(settings: HostSettings) -> str:
         "s2s_secure_auth = true",
         'ssl = { protocol = "tlsv1_2+"; }',
         "",
-        "-- Federation: only with the syndicate's own domains unless the inventory widens it.",
-        f"host_guard_blockall = {lua_list(settings.guarded)}",
-        f"host_guard_blockall_exceptions = {lua_list(settings.allowed)}",
-        "",
         "-- Connection limits.",
         "limits = {",
         f'\tc2s = {{ rate = {lua_string(C2S_RATE)}; burst = "{BURST_SECONDS}s"; }};',
@@ -205,7 +202,23 @@ def render_main(settings: HostSettings) -> str:
         '\terror = "/var/log/prosody/prosody.err";',
         "}",
         "",
-        f'Include "{TENANTS_DIR}/*.cfg.lua"',
+        "-- Federation allow-list and communes: re-read on reload, no restart needed.",
+        f"Include {lua_string(FEDERATION_CONFIG)}",
+        f"Include {lua_string(TENANTS_DIR + '/*.cfg.lua')}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_federation(settings: HostSettings) -> str:
+    """relais-federation.cfg.lua (server-wide scope): which hosts are guarded (every domain served
+    here) and which remote domains they may federate with. It changes when a commune is added,
+    so it is re-read on reload, like the communes' files."""
+    lines = [
+        "-- Managed by Relais (deploys/xmpp): federation is limited to the syndicate's own domains",
+        "-- unless the inventory widens it (federation.allow, a commune's federation_extra).",
+        f"host_guard_blockall = {lua_list(settings.guarded)}",
+        f"host_guard_blockall_exceptions = {lua_list(settings.allowed)}",
         "",
     ]
     return "\n".join(lines)

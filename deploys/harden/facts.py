@@ -1,0 +1,45 @@
+"""Facts the hardening deploy reads from the live host (pure `process()`, unit-tested)."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api.facts import FactBase
+
+
+class LiveSysctls(FactBase[dict[str, str]]):
+    """Every sysctl as text (`sysctl -a`), values with their spacing normalised."""
+
+    def command(self) -> str:
+        return "sysctl -a 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for line in output:
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = " ".join(value.split())
+        return values
+
+
+class NftablesDrift(FactBase[bool]):
+    """True when the live table differs from what the last deploy loaded (or was never loaded)."""
+
+    def command(self, table: str) -> str:
+        return (f"if nft list table inet {shlex.quote(table)} 2>/dev/null | "
+                "cmp -s - /var/lib/relais/nftables.applied; then echo same; else echo drift; fi")
+
+    def process(self, output: list[str]) -> bool:
+        return "same" not in output
+
+
+class EnabledUnits(FactBase[list[str]]):
+    """Which of `units` are enabled or active."""
+
+    def command(self, units: tuple[str, ...]) -> str:
+        names = " ".join(shlex.quote(u) for u in units)
+        return (f"for u in {names}; do if systemctl is-enabled -q \"$u\" 2>/dev/null || "
+                "systemctl is-active -q \"$u\" 2>/dev/null; then echo \"$u\"; fi; done")
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip()]
