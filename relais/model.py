@@ -192,7 +192,7 @@ class BackupKeep(Strict):
 
 class BackupPolicy(Strict):
     time: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "02:30"
-    keep: BackupKeep = BackupKeep()
+    keep: BackupKeep = Field(default_factory=BackupKeep)
     encryption: Literal["repokey-blake2", "keyfile-blake2", "none"] = "repokey-blake2"
 
 
@@ -227,9 +227,9 @@ class Defaults(Strict):
     retention: Retention = Field(
         default_factory=lambda: Retention.model_validate({"messages": "1y", "logs": "180d"})
     )
-    backup: BackupPolicy = BackupPolicy()
-    federation: Federation = Federation()
-    messaging: MessagingSettings = MessagingSettings()
+    backup: BackupPolicy = Field(default_factory=BackupPolicy)
+    federation: Federation = Field(default_factory=Federation)
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
 
 
 class SharedHomeserver(Strict):
@@ -248,11 +248,11 @@ class Hosting(Strict):
     sites: dict[Identifier, Site] = Field(min_length=1)
     hosts: dict[Identifier, Host] = Field(min_length=1)
     admins: dict[Annotated[str, StringConstraints(pattern=UNIX_NAME_RE.pattern)], Admin] = {}
-    defaults: Defaults = Defaults()
+    defaults: Defaults = Field(default_factory=Defaults)
     shared_homeserver: SharedHomeserver | None = None
-    network: Network = Network()
+    network: Network = Field(default_factory=Network)
     waivers: list[Waiver] = []
-    lab: LabSettings = LabSettings()
+    lab: LabSettings = Field(default_factory=LabSettings)
 
 
 # --------------------------------------------------------------------------- communes
@@ -285,10 +285,10 @@ class Tenant(Strict):
     domain: Domain | None = None
     agents: list[Agent] = []
     seats: int | None = Field(default=None, ge=1, le=100_000)
-    retention: Retention = Retention()
+    retention: Retention = Field(default_factory=Retention)
     status: Status
-    federation: Federation = Federation()
-    messaging: MessagingSettings = MessagingSettings()
+    federation: Federation = Field(default_factory=Federation)
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
 
     @model_validator(mode="after")
     def _seats_cover_agents(self) -> Tenant:

@@ -15,8 +15,7 @@ from pyinfra.context import host
 from pyinfra.operations import apt, files, server, systemd
 
 from relais.deploy.context import HostContext
-from relais.matrix import homeservers_on
-from relais.matrix import scram
+from relais.matrix import homeservers_on, scram
 from relais.matrix.facts import PostgresState
 
 PG_VERSION = "15"

@@ -71,7 +71,8 @@ def _homeserver(ctx: HostContext, hs: Homeserver, installed: object) -> None:
         dest=f"{hs.config_dir}/homeserver.yaml", mode="640", user="root", group=hs.unix_user)
     logs = files.put(name=f"Logging of {label}", src=StringIO(render_log_config()),
                      dest=f"{hs.config_dir}/log.yaml", mode="644")
-    key = files.put(name=f"Signing key of {label}", src=StringIO(ctx.secret(hs.secret_ref("signing_key")) + "\n"),
+    signing_key = ctx.secret(hs.secret_ref("signing_key")) + "\n"
+    key = files.put(name=f"Signing key of {label}", src=StringIO(signing_key),
                     dest=f"{hs.config_dir}/signing.key", mode="640", user="root", group=hs.unix_user)
     unit = files.put(name=f"Unit {hs.unit}", src=StringIO(render_unit(hs)),
                      dest=f"/etc/systemd/system/{hs.unit}", mode="644")

@@ -17,7 +17,7 @@ from io import StringIO
 
 from pyinfra.api.deploy import deploy
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from relais.deploy.context import HostContext
@@ -68,9 +68,7 @@ def _defaults(args: list[str]) -> StringIO:
 
 @deploy("Node exporter")
 def node_exporter(ctx: HostContext) -> None:
-    # Without recommends: prometheus-node-exporter-collectors adds timers Relais does not use.
-    installed = apt.packages(name="Install the node exporter", packages=["prometheus-node-exporter"],
-                             no_recommends=True)
+    # Settings first: the package's first start already listens on the private address only.
     defaults = files.put(
         name="Node exporter on the private address, with the textfile collector",
         src=_defaults([f"--web.listen-address={reach(ctx.host)}:{NODE_EXPORTER}",
@@ -79,6 +77,9 @@ def node_exporter(ctx: HostContext) -> None:
     files.directory(name="Textfile collector directory", path=TEXTFILE_DIR, mode="755")
     files.put(name="Tenants of this host, for the backup alerts",
               src=StringIO(tenant_info(ctx.plan, ctx.host)), dest=PLAN_TEXTFILE, mode="644")
+    # Without recommends: prometheus-node-exporter-collectors adds timers Relais does not use.
+    apt.packages(name="Install the node exporter", packages=["prometheus-node-exporter"],
+                 no_recommends=True)
     script = files.put(name="Certificate expiry job", src=StringIO(tls_expiry_script()),
                        dest=TLS_EXPIRY_SCRIPT, mode="755")
     service = files.put(name="Certificate expiry service", src=StringIO(TLS_EXPIRY_SERVICE),
@@ -93,7 +94,7 @@ def node_exporter(ctx: HostContext) -> None:
                     service=f"{TLS_EXPIRY_UNIT}.service", restarted=True,
                     _if=any_changed(script, service))
     systemd.service(name="Restart the node exporter when its settings change", service=NODE_EXPORTER_UNIT,
-                    restarted=True, _if=any_changed(defaults, installed))
+                    restarted=True, _if=defaults.did_change)
     systemd.service(name="Node exporter running and enabled", service=NODE_EXPORTER_UNIT, running=True,
                     enabled=True)
 
@@ -103,8 +104,12 @@ def monitoring_stack(ctx: HostContext) -> None:
     settings = settings_for(ctx.plan)
     here = reach(ctx.host)
     password = ctx.secret(settings.smtp.password_secret) if settings.smtp.password_secret else None
-    installed = apt.packages(name="Install Prometheus, Alertmanager and the blackbox exporter",
-                             packages=STACK_PACKAGES, no_recommends=True)
+    # Account and settings before the packages: their first start already runs Relais'
+    # configuration (no default scrape of localhost, no listener on every address).
+    server.group(name="Group of the monitoring daemons", group="prometheus", system=True)
+    server.user(name="Account of the monitoring daemons", user="prometheus", group="prometheus",
+                system=True, home="/var/lib/prometheus", shell="/usr/sbin/nologin", create_home=False)
+    files.directory(name="Monitoring configuration directory", path=CONFIG_DIR, mode="755")
 
     prometheus_args = files.put(
         name="Prometheus on the private address, with the retention of the settings",
@@ -140,12 +145,15 @@ def monitoring_stack(ctx: HostContext) -> None:
                                   dest=f"{CONFIG_DIR}/alertmanager.yml", mode="640", user="root",
                                   group="prometheus")
 
+    apt.packages(name="Install Prometheus, Alertmanager and the blackbox exporter",
+                 packages=STACK_PACKAGES, no_recommends=True)
+
     for unit, args, configs in (
         ("prometheus", prometheus_args, prometheus_files),
         ("prometheus-blackbox-exporter", blackbox_args, [blackbox_file]),
         ("prometheus-alertmanager", alertmanager_args, [alertmanager_file]),
     ):
-        restart = any_changed(args, installed)
+        restart = args.did_change
         systemd.service(name=f"Restart {unit} when its settings change", service=unit, restarted=True,
                         _if=restart)
         systemd.service(name=f"Reload {unit} when its configuration changes", service=unit, reloaded=True,

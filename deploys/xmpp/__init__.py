@@ -27,6 +27,8 @@ from relais.deploy.context import HostContext
 from relais.xmpp import accounts
 from relais.xmpp.config import (
     FEDERATION_CONFIG,
+    FEDERATION_MODULE,
+    LOCAL_MODULES_DIR,
     MAIN_CONFIG,
     TENANTS_DIR,
     host_settings,
@@ -46,6 +48,13 @@ SHELL_HELPER = f"{HELPER_DIR}/prosody-shell"
 SHELL_HELPER_SCRIPT = r"""#!/bin/sh
 # Managed by Relais (deploys/xmpp). Usage: prosody-shell < lines
 set -u
+# Prosody may have just been (re)started: wait for its admin socket.
+tries=0
+until printf 'server:version()\n' | prosodyctl shell --quiet 2>/dev/null | grep -q '| OK'; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then echo "Prosody's admin shell does not answer" >&2; exit 1; fi
+    sleep 1
+done
 out=$(prosodyctl shell --quiet 2>&1)
 rc=$?
 errors=$(printf '%s\n' "$out" | grep -E '(^|> )! ' | grep -v 'User exists')
@@ -82,7 +91,7 @@ def prosody(ctx: HostContext) -> None:
     tenants = xmpp_tenants(ctx.plan, ctx.host)
 
     apt.packages(name="Install Prosody and Debian's community modules", packages=PACKAGES,
-                 no_recommends=True, update=True, cache_time=3600)
+                 no_recommends=True)
     server.user(name="Prosody reads the certificates' keys (group ssl-cert)", user="prosody",
                 groups=["ssl-cert"], append=True, system=True)
     files.directory(name="Helpers directory", path=HELPER_DIR, mode="755")
@@ -91,6 +100,10 @@ def prosody(ctx: HostContext) -> None:
     files.directory(name="Communes' configuration directory", path=TENANTS_DIR, mode="750",
                     user="root", group="prosody")
 
+    files.directory(name="Prosody's local modules directory", path=LOCAL_MODULES_DIR, mode="755")
+    module = files.put(name="Federation allow-list module (mod_relais_federation)",
+                       src=str(ctx.templates / "xmpp" / "templates" / f"mod_{FEDERATION_MODULE}.lua"),
+                       dest=f"{LOCAL_MODULES_DIR}/mod_{FEDERATION_MODULE}.lua", mode="644")
     main = files.put(name="Prosody's shared configuration", src=StringIO(render_main(settings)),
                      dest=MAIN_CONFIG, mode="640", user="root", group="prosody")
     federation = files.put(name="Federation allow-list", src=StringIO(render_federation(settings)),
@@ -115,7 +128,7 @@ def prosody(ctx: HostContext) -> None:
 
     systemd.service(name="Prosody runs and starts at boot", service="prosody", running=True, enabled=True)
     systemd.service(name="Restart Prosody when its shared configuration changes", service="prosody",
-                    restarted=True, _if=main.did_change)
+                    restarted=True, _if=any_changed(main, module))
     server.shell(name="Reload Prosody and (de)activate the communes whose file changed",
                  commands=[SHELL_HELPER], _stdin=sync_input(changed_domains), _if=any_changed(*reloads))
 

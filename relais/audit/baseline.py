@@ -375,7 +375,7 @@ UNNEEDED_SERVICES: tuple[str, ...] = (
 
 HARDENING_PACKAGES: tuple[str, ...] = (
     "fail2ban", "python3-systemd", "auditd", "audispd-plugins", "lynis", "libpam-pwquality", "libpam-tmpdir",
-    "apt-show-versions", "debsums", "acct", "sysstat", "rkhunter", "rsyslog", "cron", "aide", "needrestart",
+    "apt-show-versions", "debsums", "acct", "sysstat", "rkhunter", "rsyslog", "cron", "aide", "aide-common", "needrestart",
 )
 """fail2ban (sshd bans, on the journal), auditd (R73), lynis (the audit), password quality
 (R31), per-user temporary directories (R55), package integrity and versions (debsums,

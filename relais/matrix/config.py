@@ -133,7 +133,7 @@ def render_log_config() -> str:
     """Synapse logs to the journal (stdout), whose retention follows the inventory's policy."""
     config = {
         "version": 1,
-        "formatters": {"plain": {"format": "%(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
+        "formatters": {"plain": {"format": "%(name)s - %(levelname)s - %(request)s - %(message)s"}},
         "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter", "request": ""}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
                                  "filters": ["context"]}},
@@ -160,7 +160,8 @@ NotifyAccess=main
 User={hs.unix_user}
 Group={hs.unix_user}
 WorkingDirectory={hs.data_dir}
-ExecStart={SYNAPSE_VENV}/bin/python -m synapse.app.homeserver --config-path={hs.config_dir}/homeserver.yaml --config-path={hs.config_dir}/conf.d/
+ExecStart={SYNAPSE_VENV}/bin/python -m synapse.app.homeserver \\
+    --config-path={hs.config_dir}/homeserver.yaml --config-path={hs.config_dir}/conf.d/
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5

@@ -24,7 +24,8 @@ def _static(targets: list[ScrapeTarget]) -> list[dict[str, Any]]:
     return [{"targets": [t.address], "labels": dict(sorted(t.labels.items()))} for t in targets]
 
 
-def prometheus_config(plan: Plan, monitor: PlannedHost, settings: MonitoringSettings) -> dict[str, Any]:
+def prometheus_config(plan: Plan, monitor: PlannedHost, settings: MonitoringSettings,
+                      rules_path: str = RULES_FILE) -> dict[str, Any]:
     by_job: dict[tuple[str, str], list[ScrapeTarget]] = defaultdict(list)
     for target in scrape_targets(plan, monitor):
         by_job[(target.job, target.metrics_path)].append(target)
@@ -53,7 +54,7 @@ def prometheus_config(plan: Plan, monitor: PlannedHost, settings: MonitoringSett
             "scrape_timeout": settings.scrape_timeout(),
             "external_labels": {"syndicate": plan.syndicate.domain, "monitor": monitor.name},
         },
-        "rule_files": [RULES_FILE],
+        "rule_files": [rules_path],
         "alerting": {"alertmanagers": [{"static_configs": [
             {"targets": [f"{reach(monitor)}:{ALERTMANAGER}"]}]}]},
         "scrape_configs": jobs,

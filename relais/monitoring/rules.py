@@ -65,7 +65,7 @@ def _regex(values: tuple[str, ...]) -> str:
 
 
 # Real file systems only: pseudo and in-memory ones never fill a disk.
-_FS = 'fstype!~"tmpfs|ramfs|devtmpfs|squashfs|nsfs|fuse.lxcfs",mountpoint!~"/(run|dev|sys|proc)($|/.*)"'
+FS_FILTER = 'fstype!~"tmpfs|ramfs|devtmpfs|squashfs|nsfs|fuse.lxcfs",mountpoint!~"/(run|dev|sys|proc)($|/.*)"'
 
 
 def alert_rules(settings: MonitoringSettings) -> list[AlertRule]:
@@ -83,8 +83,8 @@ def alert_rules(settings: MonitoringSettings) -> list[AlertRule]:
         ),
         AlertRule(
             DISK_FILLING,
-            f"100 * (1 - node_filesystem_avail_bytes{{job=\"{JOB_NODE}\",{_FS}}}"
-            f" / node_filesystem_size_bytes{{job=\"{JOB_NODE}\",{_FS}}}) > {t.disk_used_percent:g}",
+            f"100 * (1 - node_filesystem_avail_bytes{{job=\"{JOB_NODE}\",{FS_FILTER}}}"
+            f" / node_filesystem_size_bytes{{job=\"{JOB_NODE}\",{FS_FILTER}}}) > {t.disk_used_percent:g}",
             d.disk, "warning",
             "Disque presque plein : {{ $labels.host }} {{ $labels.mountpoint }}",
             "Disk filling: {{ $labels.host }} {{ $labels.mountpoint }}",

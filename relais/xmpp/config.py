@@ -36,7 +36,9 @@ C2S_PORT = 5222
 S2S_PORT = 5269
 
 # Loaded once per process (global modules in Prosody's sense, or server-wide services).
-SERVER_MODULES = ("admin_shell", "http_openmetrics", "host_guard", "limits")
+SERVER_MODULES = ("admin_shell", "http_openmetrics", "limits", "relais_federation")
+FEDERATION_MODULE = "relais_federation"
+LOCAL_MODULES_DIR = "/usr/local/lib/prosody/modules"
 # Loaded for each commune's virtual host: what an agent's client (desktop, mobile, Converse.js) uses.
 # Left out on purpose: register (accounts come from the inventory), vcard_legacy, time,
 # uptime, version, invites, offline-only extras: each costs memory on every commune.
@@ -44,7 +46,7 @@ VHOST_MODULES = ("roster", "saslauth", "tls", "dialback", "disco", "carbons", "m
                  "blocklist", "ping", "pep", "bookmarks", "csi_simple", "websocket")
 # Modules Prosody would otherwise load (Debian's defaults, or inherited by components) that we never want.
 DISABLED_MODULES = ("register", "offline_email", "invites_register", "announce", "admin_adhoc")
-MUC_MODULES = ("muc_mam",)
+MUC_MODULES = ("muc_mam", "relais_federation")
 MUC_DISABLED = ("smacks", "s2s_bidi")
 
 # Connection limits (Prosody's mod_limits, stanza size limits, network settings).
@@ -133,7 +135,6 @@ class HostSettings:
     private_address: str | None
     metrics_port: int
     metrics_sources: list[str]
-    guarded: list[str]
     allowed: list[str]
 
 
@@ -142,9 +143,8 @@ def host_settings(plan: Plan, host: PlannedHost) -> HostSettings:
     if not services:
         raise XmppError(f"host {host.name} carries no xmpp service in the Plan")
     tenants = xmpp_tenants(plan, host)
-    guarded = sorted(d for t in tenants for d in served_domains(t))
     return HostSettings(private_address=host.address, metrics_port=services[0].metrics_port or 5280,
-                        metrics_sources=monitor_addresses(plan), guarded=guarded,
+                        metrics_sources=monitor_addresses(plan),
                         allowed=federation_allowed(plan, tenants))
 
 
@@ -158,6 +158,7 @@ def render_main(settings: HostSettings) -> str:
         "",
         'pidfile = "/run/prosody/prosody.pid"',
         "admins = { }",
+        f"plugin_paths = {{ {lua_string(LOCAL_MODULES_DIR)} }}",
         f"admin_socket = {lua_string(ADMIN_SOCKET)}",
         "",
         "-- Modules: loaded once here; each commune's VirtualHost adds only its own (see relais.d/).",
@@ -211,14 +212,13 @@ def render_main(settings: HostSettings) -> str:
 
 
 def render_federation(settings: HostSettings) -> str:
-    """relais-federation.cfg.lua (server-wide scope): which hosts are guarded (every domain served
-    here) and which remote domains they may federate with. It changes when a commune is added,
-    so it is re-read on reload, like the communes' files."""
+    """relais-federation.cfg.lua (server-wide scope): the remote domains this host's communes may
+    federate with (enforced by mod_relais_federation). It changes when a commune is added
+    anywhere in the syndicate, so it is re-read on reload, like the communes' files."""
     lines = [
         "-- Managed by Relais (deploys/xmpp): federation is limited to the syndicate's own domains",
         "-- unless the inventory widens it (federation.allow, a commune's federation_extra).",
-        f"host_guard_blockall = {lua_list(settings.guarded)}",
-        f"host_guard_blockall_exceptions = {lua_list(settings.allowed)}",
+        f"relais_federation_allow = {lua_list(settings.allowed)}",
         "",
     ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from relais.errors import InventoryError
 from relais.lock import read_lock, render_lock, write_lock
 from relais.plan import Plan
 from relais.planner import PlanResult, plan_directory
@@ -216,3 +217,32 @@ def test_placement_is_stable_under_insertion_and_removal(
     assert not moved
     for host in after.plan.hosts:
         assert host.used.ram_mib <= host.capacity.ram_mib
+
+
+def test_parallel_loading_gives_the_same_plan_and_problems(
+    tmp_path: Path, ref: Referential, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large inventories are parsed by forked helpers; the result must not depend on it."""
+    import relais.inventory as inventory_mod
+
+    write_hosting(tmp_path)
+    for insee in NORMANDIE:
+        write_commune(tmp_path, ref, insee, FLAVORS[int(insee[:2]) % 3])
+    broken = write_commune(tmp_path, ref, "14118", "xmpp")
+    broken.write_text(broken.read_text().replace("flavor: xmpp", "flavour: xmpp\n  flavor: xmpp"))
+    results = []
+    for workers, threshold in (("1", 10**9), ("2", 1), ("3", 1)):
+        monkeypatch.setenv("RELAIS_WORKERS", workers)
+        monkeypatch.setattr(inventory_mod, "PARALLEL_MIN_FILES", threshold)
+        with pytest.raises(InventoryError) as caught:
+            plan_directory(tmp_path, referential=ref)
+        results.append(caught.value.format())
+    assert len(results) == 3 and results[0] == results[1] == results[2]
+    assert "tenant.flavour" in results[0]
+    broken.write_text(broken.read_text().replace("flavour: xmpp\n  ", ""))
+    plans = []
+    for workers, threshold in (("1", 10**9), ("2", 1)):
+        monkeypatch.setenv("RELAIS_WORKERS", workers)
+        monkeypatch.setattr(inventory_mod, "PARALLEL_MIN_FILES", threshold)
+        plans.append(plan_directory(tmp_path, referential=ref).plan.to_json())
+    assert plans[0] == plans[1]
