@@ -67,6 +67,8 @@ class Inventory:
     communes: list[CommuneDecl]
     referential_version: str
     warnings: list[Problem] = field(default_factory=list)
+    provisioned: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Addresses of provisioned hosts (private, public) read from `provisioned/<stack>.yaml`."""
 
 
 # --------------------------------------------------------------------------- pydantic errors

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left, insort
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,8 +133,14 @@ class _HostState:
 
 def plan_directory(root: Path, *, referential: referential_mod.Referential | None = None) -> PlanResult:
     """Load the inventory in `root` with its lock and plan it (reads files, writes nothing)."""
+    from relais.provision.outputs import read_provisioned
+
     ref = referential if referential is not None else referential_mod.load_or_fetch()
     inventory = load_inventory(root, ref)
+    provisioned = {name: (host.address, host.public_address)
+                   for name, host in read_provisioned(root).items()}
+    if provisioned:
+        inventory = replace(inventory, provisioned=provisioned)
     return build_plan(inventory, read_lock(root))
 
 
@@ -353,6 +359,8 @@ def _lab_addresses(inventory: Inventory) -> dict[str, str]:
         host = hosting.hosts[name]
         if host.address is not None:
             addresses[name] = str(host.address)
+        elif inventory.provisioned.get(name, (None, None))[0]:
+            addresses[name] = str(inventory.provisioned[name][0])
         elif host.provider == "lab":
             candidate = next(pool, None)
             while candidate is not None and candidate in used:
@@ -394,7 +402,9 @@ def _assemble(
 
     def find_public_ip(host_name: str) -> str | None:
         host = hosting.hosts[host_name]
-        return str(host.public_address) if host.public_address else addresses.get(host_name)
+        if host.public_address:
+            return str(host.public_address)
+        return inventory.provisioned.get(host_name, (None, None))[1] or addresses.get(host_name)
 
     # Both depend on the host only, and are asked once or twice per tenant.
     proxies: dict[str, str] = {}
@@ -627,7 +637,8 @@ def _assemble(
             country=site.country if site else "", city=site.city if site else "",
             roles=[r.value for r in host.roles], provider=host.provider,
             address=addresses.get(name),
-            public_address=str(host.public_address) if host.public_address else None,
+            public_address=(str(host.public_address) if host.public_address
+                            else inventory.provisioned.get(name, (None, None))[1]),
             capacity=_make(HostCapacity, ram_mib=state.ram, disk_mib=state.disk,
                                                   vcpu=host.capacity.vcpu),
             reserved=_make(Usage, ram_mib=reserved.ram_mib, disk_mib=reserved.disk_mib),

@@ -39,7 +39,7 @@ from relais.xmpp.config import (
     xmpp_tenants,
 )
 
-PACKAGES = ["prosody", "prosody-modules", "lua5.4-unbound"]
+PACKAGES = ["prosody", "prosody-modules", "lua-unbound"]
 HELPER_DIR = "/usr/local/lib/relais"
 SHELL_HELPER = f"{HELPER_DIR}/prosody-shell"
 
