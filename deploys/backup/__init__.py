@@ -90,6 +90,7 @@ def client(ctx: HostContext) -> None:
         wanted.update(render.timer_names(job))
     present = host.get_fact(FindFiles, path=UNIT_DIR, quote_path=True, name="relais-backup-*.timer") or []
     stale = sorted(Path(p).name for p in present if Path(p).name not in wanted)
+    print("DEBUG", present, stale)
     for timer in stale:
         systemd.service(name=f"Stop the timer of a job no longer planned: {timer}", service=timer,
                         running=False, enabled=False)

@@ -35,7 +35,16 @@ DRIFT_REACH = RuleInfo(
     family="drift",
     description="The controller can reach the host to compare it with the Plan.",
 )
-RULES = {r.id: r for r in (DRIFT_OP, DRIFT_REACH)}
+DRIFT_STACK = RuleInfo(
+    id="DRIFT-03",
+    title="Provisioned infrastructure matches the Plan",
+    source="pulumi preview",
+    severity=Severity.ERROR,
+    hint="review `relais provision preview --stack NAME`, then `relais provision up --stack NAME`",
+    family="drift",
+    description="Each provisioned stack's preview shows no change to make.",
+)
+RULES = {r.id: r for r in (DRIFT_OP, DRIFT_REACH, DRIFT_STACK)}
 
 ProbeSource = Callable[[Plan], Iterable[tuple[RuleInfo, Finding]]]
 
@@ -64,10 +73,41 @@ def findings_from_deploy(report: DeployReport, hosting_file: str) -> list[Findin
     return findings
 
 
+def findings_from_stacks(plan: Plan, inventory: Path) -> list[Finding]:
+    """`pulumi preview` of every stack that was provisioned (inventory/provisioned/<stack>.yaml)."""
+    from relais.provision import default_state_dir, stack_options
+    from relais.provision.automation import run_operation
+    from relais.provision.errors import ProvisionError, PulumiMissing
+    from relais.provision.outputs import PROVISIONED_DIR
+
+    findings: list[Finding] = []
+    for path in sorted((inventory / PROVISIONED_DIR).glob("*.yaml")):
+        stack = path.stem
+        subject = f"stack:{stack}"
+        location = Location(str(Path(inventory.name) / PROVISIONED_DIR / path.name))
+        try:
+            run = run_operation(plan, stack_options(stack), "preview", inventory=inventory,
+                                state_dir=default_state_dir())
+        except PulumiMissing as error:
+            findings.append(Finding(DRIFT_STACK.id, subject, Severity.INFO, Status.FAILED,
+                                    f"not compared: {error.message}", {}, error.hint or "", location))
+            continue
+        except ProvisionError as error:
+            findings.append(Finding(DRIFT_STACK.id, subject, DRIFT_STACK.severity, Status.FAILED,
+                                    f"preview failed: {error.message}", {}, error.hint or "", location))
+            continue
+        changes = {k: v for k, v in run.summary.items() if k != "same" and v}
+        status = Status.FAILED if changes else Status.PASSED
+        message = (f"preview would change: {changes}" if changes else "preview shows no change")
+        findings.append(Finding(DRIFT_STACK.id, subject, DRIFT_STACK.severity, status, message,
+                                {"summary": dict(run.summary)}, DRIFT_STACK.hint, location))
+    return findings
+
+
 def drift_report(plan: Plan, inventory: Path, deploy: DeployReport,
                  probes: Iterable[tuple[RuleInfo, Finding]] = (), today: date | None = None) -> Report:
     hosting = str(Path(inventory.name) / "hosting.yaml")
-    findings = findings_from_deploy(deploy, hosting)
+    findings = findings_from_deploy(deploy, hosting) + findings_from_stacks(plan, inventory)
     rules = dict(RULES)
     for rule, finding in probes:
         rules[rule.id] = rule
