@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from relais.monitoring.settings import MonitoringSettings
 from relais.units import Days, SizeMiB
 
 SCHEMA_VERSION = 1
@@ -251,6 +252,7 @@ class Hosting(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     shared_homeserver: SharedHomeserver | None = None
     network: Network = Field(default_factory=Network)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     waivers: list[Waiver] = []
     lab: LabSettings = Field(default_factory=LabSettings)
 

@@ -9,7 +9,7 @@ schema is in ``docs/plan.schema.json``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -216,6 +216,8 @@ class Plan(Frozen):
     dns: list[DnsRecord]
     federation: PlannedFederation
     admin_sources: list[str] = Field(description="Operators' networks (SSH allowed from them)")
+    monitoring: dict[str, Any] = Field(
+        description="The inventory's monitoring settings (schema: relais.monitoring.MonitoringSettings)")
     waivers: list[PlannedWaiver]
     lab: LabNetwork
 

@@ -675,6 +675,7 @@ def _assemble(
         federation=_make(PlannedFederation,
             matrix=matrix_servers, xmpp=xmpp_servers, allow=sorted(defaults.federation.allow)),
         admin_sources=admin_sources,
+        monitoring=hosting.monitoring.model_dump(mode="json", by_alias=True),
         waivers=[_make(PlannedWaiver, rule=w.rule, subject=w.subject, reason=w.reason,
                        expires=w.expires.isoformat()) for w in hosting.waivers],
         lab=_make(LabNetwork, subnet=str(subnet), bridge=hosting.lab.bridge, gateway=gateway),

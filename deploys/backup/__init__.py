@@ -14,6 +14,7 @@ The generators live in relais/backup; this package only puts their output in pla
 from __future__ import annotations
 
 import subprocess
+from fnmatch import fnmatch
 from io import StringIO
 from pathlib import Path
 
@@ -88,9 +89,9 @@ def client(ctx: HostContext) -> None:
     for job in jobs:
         changed += _job_files(ctx, job)
         wanted.update(render.timer_names(job))
-    present = host.get_fact(FindFiles, path=UNIT_DIR, quote_path=True, name="relais-backup-*.timer") or []
-    stale = sorted(Path(p).name for p in present if Path(p).name not in wanted)
-    print("DEBUG", present, stale)
+    present = host.get_fact(FindFiles, path=UNIT_DIR, quote_path=True, maxdepth=1) or []
+    stale = sorted(name for name in (Path(p).name for p in present)
+                   if fnmatch(name, "relais-backup-*.timer") and name not in wanted)
     for timer in stale:
         systemd.service(name=f"Stop the timer of a job no longer planned: {timer}", service=timer,
                         running=False, enabled=False)

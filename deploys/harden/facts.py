@@ -26,8 +26,10 @@ class NftablesDrift(FactBase[bool]):
     """True when the live table differs from what the last deploy loaded (or was never loaded)."""
 
     def command(self, table: str) -> str:
-        return (f"if nft list table inet {shlex.quote(table)} 2>/dev/null | "
-                "cmp -s - /var/lib/relais/nftables.applied; then echo same; else echo drift; fi")
+        return (
+            f"if nft list table inet {shlex.quote(table)} 2>/dev/null | "
+            "cmp -s - /var/lib/relais/nftables.applied; then echo same; else echo drift; fi"
+        )
 
     def process(self, output: list[str]) -> bool:
         return "same" not in output
@@ -38,8 +40,36 @@ class EnabledUnits(FactBase[list[str]]):
 
     def command(self, units: tuple[str, ...]) -> str:
         names = " ".join(shlex.quote(u) for u in units)
-        return (f"for u in {names}; do if systemctl is-enabled -q \"$u\" 2>/dev/null || "
-                "systemctl is-active -q \"$u\" 2>/dev/null; then echo \"$u\"; fi; done")
+        return (
+            f'for u in {names}; do if systemctl is-enabled -q "$u" 2>/dev/null || '
+            'systemctl is-active -q "$u" 2>/dev/null; then echo "$u"; fi; done'
+        )
 
     def process(self, output: list[str]) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class StatOverrides(FactBase[dict[str, str]]):
+    """dpkg-statoverride entries: path -> 'owner group mode'."""
+
+    def command(self) -> str:
+        return "dpkg-statoverride --list 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        entries: dict[str, str] = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) == 4:
+                entries[parts[3]] = " ".join(parts[:3])
+        return entries
+
+
+class PendingUpgrades(FactBase[int]):
+    """How many installed packages an upgrade would change (from the last `apt update`)."""
+
+    def command(self) -> str:
+        return "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ' || true"
+
+    def process(self, output: list[str]) -> int:
+        text = "".join(output).strip()
+        return int(text) if text.isdigit() else 0

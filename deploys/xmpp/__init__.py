@@ -67,7 +67,8 @@ exit 0
 
 # Re-read the configuration, then bring the running hosts in line with it: activate new or
 # resumed communes, deactivate suspended or removed ones (Prosody 0.12 only does this at start),
-# and reload the archive modules of communes whose file changed (their retention may have).
+# and reload the per-host modules of communes whose file changed so that they read their new
+# settings (retention, room defaults); modules keep their sessions and rooms across a reload.
 SYNC_LUA = (
     '>local cm, hm, mm = require"core.configmanager", require"core.hostmanager", '
     'require"core.modulemanager"; local conf = cm.getconfig(); local changed = {CHANGED}; '
@@ -75,7 +76,7 @@ SYNC_LUA = (
     'if h ~= "*" and (not c or c.enabled == false) then hm.deactivate(h, "service suspended") end end; '
     'for h, c in pairs(conf) do if h ~= "*" and c.enabled ~= false and not prosody.hosts[h] then '
     'assert(hm.activate(h)) elseif changed[h] and prosody.hosts[h] then '
-    'for _, m in ipairs({"mam", "muc_mam"}) do if mm.is_loaded(h, m) then mm.reload(h, m) end end '
+    'for m in pairs(mm.get_modules(h)) do if not mm.is_loaded("*", m) then mm.reload(h, m) end end '
     'end end'
 )
 

@@ -49,11 +49,27 @@ class SshdSetting:
         return actual.strip().lower() == self.value.lower()
 
 
-SSHD_EXTRA: tuple[SshdSetting, ...] = (
-    SshdSetting("ANSSI-SSH-16", "allowgroups", "AllowGroups", ADMIN_GROUP,
-                "NT-OpenSSH R20 (restreindre les utilisateurs autorisés: AllowGroups)",
-                "Only members of the administrators group may log in"),
+BACKUP_GROUP = "relais-borg"
+"""relais.backup.jobs.BORG_GROUP: on backup hosts the `borg` account logs in too (each of its
+keys forced to `borg serve --append-only`)."""
+
+
+def allowed_groups(host: PlannedHost) -> list[str]:
+    """ANSSI-SSH-16: who may log in — the administrators, and on backup hosts the borg account."""
+    return [ADMIN_GROUP, *([BACKUP_GROUP] if "backup" in host.roles else [])]
+
+
+ALLOW_GROUPS_RULE = SshdSetting(
+    "ANSSI-SSH-16",
+    "allowgroups",
+    "AllowGroups",
+    ADMIN_GROUP,
+    "NT-OpenSSH R20 (restreindre les utilisateurs autorisés: AllowGroups)",
+    "Only the administrators group (and borg on backup hosts) may log in",
 )
+
+SSHD_TIGHTER = {"MaxAuthTries": "3"}
+"""Where the deploy writes a stricter value than the bound policies/anssi.py checks (Lynis SSH-7408)."""
 
 SSHD_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 # Settings with no rule of their own: Lynis SSH-7408 and the dev-sec ssh baseline.
@@ -64,7 +80,7 @@ SSHD_HYGIENE: tuple[tuple[str, str], ...] = (
     ("AuthenticationMethods", "publickey"),
     ("UsePAM", "yes"),
     ("LoginGraceTime", "30"),
-    ("MaxSessions", "4"),
+    ("MaxSessions", "2"),
     ("MaxStartups", "10:30:60"),
     ("ClientAliveInterval", "300"),
     ("ClientAliveCountMax", "2"),
@@ -84,15 +100,18 @@ SSHD_HYGIENE: tuple[tuple[str, str], ...] = (
 )
 
 
-def sshd_config() -> str:
+def sshd_config(host: PlannedHost) -> str:
     """The whole /etc/ssh/sshd_config. It has no `Include`: a drop-in cannot override it."""
     lines = [f"# {MANAGED}", "# Rules: policies/anssi.py (ANSSI-SSH-nn); docs/hardening.md.", ""]
     for exp in anssi.SSHD:
         lines.append(f"# {exp.rule}: {exp.title}")
-        lines.append(exp.config_line)
-    for setting in SSHD_EXTRA:
-        lines.append(f"# {setting.rule}: {setting.title}")
-        lines.append(f"{setting.config_name} {setting.value}")
+        lines.append(
+            f"{exp.config_name} {SSHD_TIGHTER[exp.config_name]}"
+            if exp.config_name in SSHD_TIGHTER
+            else exp.config_line
+        )
+    lines.append(f"# {ALLOW_GROUPS_RULE.rule}: {ALLOW_GROUPS_RULE.title}")
+    lines.append(f"AllowGroups {' '.join(allowed_groups(host))}")
     lines += ["", "# Hygiene (Lynis SSH-7408, dev-sec ssh baseline)"]
     lines += [f"{key} {value}" for key, value in SSHD_HYGIENE]
     return "\n".join(lines) + "\n"
@@ -108,17 +127,21 @@ def host_serves_ipv6(host: PlannedHost) -> bool:
 
 
 def sysctls(host: PlannedHost) -> tuple[anssi.SysctlExpectation, ...]:
-    """BP-028 R9 and R11–R14 as sysctl.d lines. R10 (no module loading) is not among them:
-    it is set by a unit after the firewall has loaded its modules (see MODULES_LOCK_UNIT)."""
-    return tuple(s for s in anssi.sysctls_for(ipv6=host_serves_ipv6(host)) if s.rule != "ANSSI-BP028-R10")
+    """BP-028 R9 and R11–R14 (and CIS' additions) as sysctl.d lines. R10 (no module loading)
+    is not among them: a unit sets it once the firewall has loaded its modules
+    (MODULES_LOCK_UNIT)."""
+    return (
+        *(s for s in anssi.sysctls_for(ipv6=host_serves_ipv6(host)) if s.rule != "ANSSI-BP028-R10"),
+        *EXTRA_SYSCTLS,
+    )
 
 
 def sysctl_conf(host: PlannedHost) -> str:
     return f"# {MANAGED}\n" + anssi.sysctl_conf(sysctls(host))
 
 
-MODULES_LOCK_UNIT = """\
-# {managed}
+MODULES_LOCK_UNIT = f"""\
+# {MANAGED}
 # ANSSI-BP028-R10: no kernel module is loaded once the firewall and fail2ban have loaded
 # theirs. kernel.* is read-only in a container: the unit is then skipped, never failed,
 # and `relais audit` reports R10 (waived in the lab).
@@ -134,7 +157,7 @@ ExecStart=/usr/sbin/sysctl -w kernel.modules_disabled=1
 
 [Install]
 WantedBy=multi-user.target
-""".format(managed=MANAGED)
+"""
 
 # --------------------------------------------------------------------------- firewall
 
@@ -172,8 +195,10 @@ def resolve_source(plan: Plan, source: str) -> list[str]:
             raise BaselineError(f"firewall source {source!r} names no host of the Plan") from None
         addresses = [a for a in (peer.address, peer.public_address) if a]
         if not addresses:
-            raise BaselineError(f"firewall source {source!r}: host {name} has no address yet",
-                                hint="provision it (`relais provision up`) or declare its address")
+            raise BaselineError(
+                f"firewall source {source!r}: host {name} has no address yet",
+                hint="provision it (`relais provision up`) or declare its address",
+            )
         return sorted({_network(a) for a in addresses})
     try:
         return [_network(source)]
@@ -192,8 +217,9 @@ def allowances(plan: Plan, host: PlannedHost) -> list[Allowance]:
             if not networks:
                 public = True
             resolved.update(networks)
-        result.append(Allowance(rule.protocol, rule.port, () if public else tuple(sorted(resolved)),
-                                rule.purpose))
+        result.append(
+            Allowance(rule.protocol, rule.port, () if public else tuple(sorted(resolved)), rule.purpose)
+        )
     return sorted(result)
 
 
@@ -264,26 +290,28 @@ def fail2ban_jail(controller: str | None) -> str:
     """jail.local: the sshd jail on the systemd journal, nftables bans. The controller is
     never banned: a typo in a deploy must not lock the syndicate out of its hosts."""
     ignore = " ".join(["127.0.0.1/8", "::1", *([controller] if controller else [])])
-    return (f"# {MANAGED}\n"
-            "[DEFAULT]\n"
-            "banaction = nftables-multiport\n"
-            "banaction_allports = nftables-allports\n"
-            "backend = systemd\n"
-            f"ignoreip = {ignore}\n"
-            "bantime = 1h\n"
-            "findtime = 10m\n"
-            "maxretry = 4\n"
-            "\n"
-            "[sshd]\n"
-            "enabled = true\n"
-            "mode = aggressive\n"
-            "port = ssh\n")
+    return (
+        f"# {MANAGED}\n"
+        "[DEFAULT]\n"
+        "banaction = nftables-multiport\n"
+        "banaction_allports = nftables-allports\n"
+        "backend = systemd\n"
+        f"ignoreip = {ignore}\n"
+        "bantime = 1h\n"
+        "findtime = 10m\n"
+        "maxretry = 4\n"
+        "\n"
+        "[sshd]\n"
+        "enabled = true\n"
+        "mode = aggressive\n"
+        "port = ssh\n"
+    )
 
 
 # --------------------------------------------------------------------------- auditd
 
-AUDIT_RULES = """\
-## {managed}
+AUDIT_RULES = f"""\
+## {MANAGED}
 ## ANSSI-BP028-R73: log the system's activity (BP-028 annex: auditd rules).
 -D
 -b 8192
@@ -311,7 +339,7 @@ AUDIT_RULES = """\
 -w /etc/localtime -p wa -k time
 ## Firewall
 -w /etc/nftables.conf -p wa -k firewall
-""".format(managed=MANAGED)
+"""
 
 # --------------------------------------------------------------------------- files, packages, services
 
@@ -358,28 +386,83 @@ SENSITIVE_FILES: tuple[FileMode, ...] = (
 missing one is reported as such."""
 
 UNNEEDED_PACKAGES: tuple[str, ...] = (
-    "telnet", "inetutils-telnet", "telnetd", "rsh-client", "rsh-server", "nis", "talk", "talkd", "ftp",
-    "tnftp", "tftp-hpa", "tftpd-hpa", "xinetd", "openbsd-inetd", "avahi-daemon", "cups", "rpcbind",
-    "nfs-kernel-server", "samba", "snmpd", "slapd", "vsftpd", "isc-dhcp-server", "bind9", "squid",
-    "gcc", "g++", "cpp", "make", "binutils", "tcc", "clang",
+    "telnet",
+    "inetutils-telnet",
+    "telnetd",
+    "rsh-client",
+    "rsh-server",
+    "nis",
+    "talk",
+    "talkd",
+    "ftp",
+    "tnftp",
+    "tftp-hpa",
+    "tftpd-hpa",
+    "xinetd",
+    "openbsd-inetd",
+    "avahi-daemon",
+    "cups",
+    "rpcbind",
+    "nfs-kernel-server",
+    "samba",
+    "snmpd",
+    "slapd",
+    "vsftpd",
+    "isc-dhcp-server",
+    "bind9",
+    "squid",
+    "gcc",
+    "g++",
+    "make",
+    "tcc",
+    "clang",
 )
 """BP-028 R58: what a messaging host needs not (cleartext remote shells, discovery and
-printing daemons, file sharing) and compilers (Lynis HRDN-7222)."""
+printing daemons, file sharing) and compilers (Lynis HRDN-7222). binutils stays: needrestart
+and chkrootkit depend on it; its assembler is restricted to root instead (COMPILERS)."""
+
+COMPILERS: tuple[str, ...] = ("/usr/bin/x86_64-linux-gnu-as", "/usr/bin/x86_64-linux-gnu-ld.bfd")
+"""Lynis HRDN-7222: compilers left by dependencies are executable by root only
+(dpkg-statoverride, so upgrades keep it)."""
 
 UNNEEDED_SERVICES: tuple[str, ...] = (
-    "avahi-daemon.service", "cups.service", "rpcbind.service", "rpcbind.socket", "nfs-server.service",
-    "smbd.service", "snmpd.service", "xinetd.service", "inetd.service", "bluetooth.service",
-    "ModemManager.service", "debug-shell.service",
+    "avahi-daemon.service",
+    "cups.service",
+    "rpcbind.service",
+    "rpcbind.socket",
+    "nfs-server.service",
+    "smbd.service",
+    "snmpd.service",
+    "xinetd.service",
+    "inetd.service",
+    "bluetooth.service",
+    "ModemManager.service",
+    "debug-shell.service",
 )
 """BP-028 R62: services no Relais host runs (none is enabled or active)."""
 
 HARDENING_PACKAGES: tuple[str, ...] = (
-    "fail2ban", "python3-systemd", "auditd", "audispd-plugins", "lynis", "libpam-pwquality", "libpam-tmpdir",
-    "apt-show-versions", "debsums", "acct", "sysstat", "rkhunter", "rsyslog", "cron", "aide", "aide-common", "needrestart",
+    "fail2ban",
+    "python3-systemd",
+    "auditd",
+    "audispd-plugins",
+    "lynis",
+    "libpam-pwquality",
+    "apt-show-versions",
+    "debsums",
+    "acct",
+    "sysstat",
+    "chkrootkit",
+    "rsyslog",
+    "cron",
+    "aide",
+    "aide-common",
+    "needrestart",
 )
 """fail2ban (sshd bans, on the journal), auditd (R73), lynis (the audit), password quality
-(R31), per-user temporary directories (R55), package integrity and versions (debsums,
-apt-show-versions), process accounting and statistics (acct, sysstat), a rootkit scanner,
+(R31), package integrity and versions (debsums,
+apt-show-versions), process accounting and statistics (acct, sysstat),
+a rootkit scanner (chkrootkit: rkhunter needs binutils, a compiler toolchain R58 removes),
 a syslog daemon for remote forwarding, cron for the periodic jobs, AIDE (R76: sealing of
 files), needrestart (lists daemons to restart after upgrades; set to list only)."""
 
@@ -406,8 +489,13 @@ def sudoers_defaults() -> str:
     return "\n".join(lines) + "\n"
 
 
-SUDO_REQUIRED = ("use_pty", "env_reset", "ignore_dot", "logfile")
-"""What the audit expects in `sudo -V` (as root: the Defaults in force)."""
+SUDO_REQUIRED: tuple[tuple[str, str], ...] = (
+    ("use_pty", "Always run commands in a pseudo-tty"),
+    ("env_reset", "Reset the environment to a default set of variables"),
+    ("ignore_dot", "Ignore '.' in $PATH"),
+    ("logfile", "Path to log file: /var/log/sudo.log"),
+)
+"""What the audit expects in `sudo -V` run as root (the Defaults in force, described in words)."""
 
 LOGIN_DEFS: tuple[tuple[str, str], ...] = (
     ("UMASK", "027"),
@@ -421,22 +509,28 @@ LOGIN_DEFS: tuple[tuple[str, str], ...] = (
 )
 """/etc/login.defs (BP-028 R31 R36 R68; Lynis AUTH-9230 AUTH-9286 AUTH-9328)."""
 
-BANNER = ("Authorised access only. This system belongs to the syndicate and is monitored; every "
-          "session is logged and may be used as evidence.\n"
-          "Accès réservé aux personnes autorisées. Ce système est surveillé et journalisé.\n")
+BANNER = (
+    "Authorised access only. This system belongs to the syndicate and is monitored; every "
+    "session is logged and may be used as evidence.\n"
+    "Accès réservé aux personnes autorisées. Ce système est surveillé et journalisé.\n"
+)
 
-MODPROBE_BLACKLIST = """\
-# {managed}
+MODPROBE_BLACKLIST = f"""\
+# {MANAGED}
 # Storage and protocols a server never uses (CIS 1.1.1, Lynis STRG-1840 STRG-1846 NETW-3200).
 install usb-storage /bin/false
 install firewire-core /bin/false
 install firewire-ohci /bin/false
 install firewire-sbp2 /bin/false
 install thunderbolt /bin/false
-install dccp /bin/false
-install sctp /bin/false
-install rds /bin/false
-install tipc /bin/false
+install dccp /bin/true
+install sctp /bin/true
+install rds /bin/true
+install tipc /bin/true
+blacklist dccp
+blacklist sctp
+blacklist rds
+blacklist tipc
 install cramfs /bin/false
 install freevxfs /bin/false
 install hfs /bin/false
@@ -445,22 +539,64 @@ install jffs2 /bin/false
 install udf /bin/false
 blacklist usb-storage
 blacklist firewire-core
-""".format(managed=MANAGED)
+"""
 
 KERNEL_CMDLINE: tuple[str, ...] = (
-    "iommu=force", "page_alloc.shuffle=1", "slab_nomerge", "pti=on", "init_on_alloc=1", "init_on_free=1",
-    "randomize_kstack_offset=on", "vsyscall=none", "debugfs=off", "lockdown=integrity",
+    "iommu=force",
+    "page_alloc.shuffle=1",
+    "slab_nomerge",
+    "pti=on",
+    "init_on_alloc=1",
+    "init_on_free=1",
+    "randomize_kstack_offset=on",
+    "vsyscall=none",
+    "debugfs=off",
+    "lockdown=integrity",
 )
 """BP-028 R7 (IOMMU) and R8 (memory): the kernel command line. Written to GRUB's drop-in;
 a container shares its host's kernel, so the lab waives it."""
 
 
 def grub_cmdline() -> str:
-    return (f"# {MANAGED}\n# ANSSI-BP028-R7/R8: kernel command line.\n"
-            f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {" ".join(KERNEL_CMDLINE)}"\n')
+    return (
+        f"# {MANAGED}\n# ANSSI-BP028-R7/R8: kernel command line.\n"
+        f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {" ".join(KERNEL_CMDLINE)}"\n'
+    )
 
 
-CORE_DUMPS_LIMITS = f"# {MANAGED}\n# No core dumps (BP-028 R14 with fs.suid_dumpable; Lynis KRNL-5820).\n* hard core 0\n* soft core 0\n"
+EXTRA_SYSCTLS: tuple[anssi.SysctlExpectation, ...] = anssi._sysctls(
+    "CIS-SYSCTL-01",
+    "CIS Debian Linux 12 § 3.3 (paramètres réseau); Lynis KRNL-6000",
+    "net",
+    {
+        "net.ipv4.conf.all.log_martians": "1",
+        "net.ipv4.conf.default.log_martians": "1",
+        "net.ipv4.icmp_echo_ignore_broadcasts": "1",
+        "net.ipv6.conf.all.accept_redirects": "0",
+        "net.ipv6.conf.default.accept_redirects": "0",
+        "net.ipv6.conf.all.accept_source_route": "0",
+        "net.ipv6.conf.default.accept_source_route": "0",
+    },
+)
+"""Network sysctls CIS adds to BP-028 R12/R13 (martians logged, no IPv6 redirects)."""
+
+AUDITD_CONTAINER_DROPIN = f"""\
+# {MANAGED}
+# ANSSI-BP028-R73: auditd needs the kernel's audit socket, which a container does not own:
+# there the unit is skipped instead of failing (the audit reports R73, waived in the lab).
+[Unit]
+ConditionVirtualization=!container
+"""
+
+SYSSTAT_DEFAULT = f'# {MANAGED}\n# Lynis ACCT-9626: collect system activity.\nENABLED="true"\n'
+AIDE_CHECKSUMS = f"# {MANAGED}\n# Lynis FINT-4402: strong checksums.\nChecksums = sha512\n"
+
+CORE_DUMPS_LIMITS = (
+    f"# {MANAGED}\n# No core dumps (BP-028 R14 with fs.suid_dumpable; Lynis KRNL-5820).\n"
+    "* hard core 0\n* soft core 0\n"
+)
 CORE_DUMPS_SYSTEMD = f"# {MANAGED}\n[Coredump]\nStorage=none\nProcessSizeMax=0\n"
-SESSION_TIMEOUT = (f"# {MANAGED}\n# Idle shells end after 15 minutes (BP-028 R32; CIS 5.4.3.2).\n"
-                   "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n")
+SESSION_TIMEOUT = (
+    f"# {MANAGED}\n# Idle shells end after 15 minutes (BP-028 R32; CIS 5.4.3.2).\n"
+    "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n"
+)

@@ -131,7 +131,7 @@ def explain_borg_error(cfg: dict[str, Any], command: str, stderr: str) -> str:
                 f"({last_lines(text, 1)}); live data was not touched")
     if "Permission denied" in text:
         return f"borg {command}: the backup host refused this tenant's key for {target}"
-    if "passphrase supplied" in text or "passphrase" in text.lower() and "incorrect" in text.lower():
+    if "passphrase supplied" in text or ("passphrase" in text.lower() and "incorrect" in text.lower()):
         return f"borg {command}: the passphrase does not open {target}"
     if "Failed to create/acquire the lock" in text:
         return f"borg {command}: {target} is locked by another run"
@@ -289,11 +289,11 @@ def message_count_and_dump(database: str, exclude: list[str], dest: Path) -> int
         if not snapshot:
             raise AgentError(f"cannot open a snapshot of database {database}: "
                              f"{last_lines(session.stderr.read() if session.stderr else '')}")
-        session.stdin.write(f"SELECT CASE WHEN to_regclass('public.events') IS NULL THEN 0 ELSE "
-                            f"(SELECT count(*) FROM events WHERE type = 'm.room.message') END;\n")
+        session.stdin.write("SELECT CASE WHEN to_regclass('public.events') IS NULL THEN 0 ELSE "
+                            "(SELECT count(*) FROM events WHERE type = 'm.room.message') END;\n")
         session.stdin.flush()
         count = int(session.stdout.readline().strip() or 0)
-        args = ["pg_dump", "-Fc", f"--snapshot={snapshot}", "-d", database, "-f", "/dev/stdout"]
+        args = ["pg_dump", "-Fc", f"--snapshot={snapshot}", "-d", database]
         args += [f"--exclude-table-data={table}" for table in exclude]
         with open(dest, "wb") as out:
             done = subprocess.run(["runuser", "-u", "postgres", "--", *args], stdout=out,
@@ -421,8 +421,13 @@ def restore_database(dump: Path, database: str, owner: str) -> None:
     if database_exists(database):
         raise AgentError(f"database {database} already exists: refusing to restore over it")
     runuser_postgres("createdb", "-O", owner, "-E", "UTF8", "--locale=C", "-T", "template0", database)
-    runuser_postgres("pg_restore", "--no-owner", f"--role={owner}", "--exit-on-error", "-d", database,
-                     str(dump))
+    # The dump is root-only: root opens it and hands it to pg_restore on standard input.
+    with open(dump, "rb") as source:
+        done = subprocess.run(["runuser", "-u", "postgres", "--", "pg_restore", "--no-owner",
+                               f"--role={owner}", "--exit-on-error", "-d", database], stdin=source,
+                              capture_output=True, cwd="/", check=False)
+    if done.returncode != 0:
+        raise AgentError(f"pg_restore into {database} failed: {last_lines(done.stderr.decode())}")
 
 
 def pending_path(job: str) -> Path:
@@ -445,16 +450,32 @@ def cmd_restore_stage(job: str, archive: str | None, stamp: str) -> dict[str, An
             raise AgentError(f"a restore of {job} awaits confirmation: confirm or roll it back first")
         archive = archive or latest_archive(cfg)
         dest = RESTORE_DIR / job / stamp
-        meta = extract(cfg, archive, dest)
-        result: dict[str, Any] = {"job": job, "archive": archive, "stamp": stamp, "created": meta["created"],
-                                  "message_count": meta.get("message_count")}
-        if cfg.get("database"):
-            new_db = f"{cfg['database']}_restore_{stamp}".lower()
-            restore_database(Path(meta["staged"]) / DUMP_FILE, new_db, cfg["database_owner"])
-            result["database"] = new_db
-            result["restored_message_count"] = count_messages(new_db)
-        write_atomic(RESTORE_DIR / job / f"{stamp}.json", json.dumps(result) + "\n", 0o600)
+        try:
+            meta = extract(cfg, archive, dest)
+            result: dict[str, Any] = {"job": job, "archive": archive, "stamp": stamp,
+                                      "created": meta["created"], "message_count": meta.get("message_count")}
+            if cfg.get("database"):
+                new_db = f"{cfg['database']}_restore_{stamp}".lower()
+                restore_database(Path(meta["staged"]) / DUMP_FILE, new_db, cfg["database_owner"])
+                result["database"] = new_db
+                result["restored_message_count"] = count_messages(new_db)
+            write_atomic(RESTORE_DIR / job / f"{stamp}.json", json.dumps(result) + "\n", 0o600)
+        except BaseException:
+            discard_staged(cfg, stamp)
+            raise
         return result
+
+
+def discard_staged(cfg: dict[str, Any], stamp: str) -> None:
+    job = cfg["job"]
+    if cfg.get("database"):
+        db = f"{cfg['database']}_restore_{stamp}".lower()
+        if database_exists(db):
+            terminate_connections(db)
+            psql("postgres", f"DROP DATABASE {quote_ident(db)}")
+    shutil.rmtree(RESTORE_DIR / job / stamp, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (RESTORE_DIR / job / f"{stamp}.json").unlink()
 
 
 def count_messages(database: str) -> int:
@@ -464,6 +485,15 @@ def count_messages(database: str) -> int:
 
 def systemctl(*args: str, check: bool = True) -> None:
     run(["systemctl", *args], check=check, timeout=300)
+
+
+def unit_of(cfg: dict[str, Any]) -> str | None:
+    """The job's service, if this host has it (a restore onto a bare host has none yet)."""
+    service = cfg.get("service")
+    if not service:
+        return None
+    known = run(["systemctl", "cat", service], check=False, timeout=60)
+    return str(service) if known.returncode == 0 else None
 
 
 def terminate_connections(database: str) -> None:
@@ -486,7 +516,7 @@ def cmd_restore_swap(job: str, stamp: str) -> dict[str, Any]:
             raise AgentError(f"no staged restore {stamp} of {job}")
         pending: dict[str, Any] = {"stamp": stamp, "archive": staged_info["archive"], "moved": [],
                                    "swapped": iso(now())}
-        service = cfg.get("service")
+        service = unit_of(cfg)
         if service:
             systemctl("stop", service)
         if cfg.get("database"):
@@ -517,7 +547,7 @@ def cmd_restore_swap(job: str, stamp: str) -> dict[str, Any]:
         started = time.monotonic()
         if service:
             systemctl("start", service)
-        serving = wait_serving(cfg, timeout=120) if cfg.get("health_url") else None
+        serving = wait_serving(cfg, timeout=120) if service and cfg.get("health_url") else None
         shutil.rmtree(RESTORE_DIR / job / stamp, ignore_errors=True)
         return {"job": job, **pending, "serving": serving,
                 "seconds_to_serving": round(time.monotonic() - started, 1) if serving else None}
@@ -530,7 +560,7 @@ def cmd_restore_finish(job: str, keep: str) -> dict[str, Any]:
         pending = read_pending(job)
         if pending is None:
             raise AgentError(f"no restore of {job} awaits confirmation")
-        service = cfg.get("service")
+        service = unit_of(cfg)
         if keep == "restored":
             if pending.get("previous_database"):
                 terminate_connections(pending["previous_database"])
@@ -560,13 +590,7 @@ def cmd_restore_abort(job: str, stamp: str) -> dict[str, Any]:
     """Throw a staged restore away (the operator declined the swap)."""
     cfg = load_job(job)
     with job_lock(job):
-        if cfg.get("database"):
-            db = f"{cfg['database']}_restore_{stamp}".lower()
-            if database_exists(db):
-                psql("postgres", f"DROP DATABASE {quote_ident(db)}")
-        shutil.rmtree(RESTORE_DIR / job / stamp, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (RESTORE_DIR / job / f"{stamp}.json").unlink()
+        discard_staged(cfg, stamp)
         return {"job": job, "aborted": stamp}
 
 
@@ -578,7 +602,7 @@ def wait_serving(cfg: dict[str, Any], *, timeout: float, url: str | None = None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(target, timeout=2) as response:  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(target, timeout=2) as response:
                 if response.status == 200:
                     return True
         except OSError:
@@ -676,7 +700,8 @@ def journal(unit: str) -> str:
     return run(["journalctl", "-u", unit, "--no-pager", "-n", "20", "-o", "cat"], check=False).stdout
 
 
-def start_scratch_homeserver(cfg: dict[str, Any], scratch: Path, database: str, unit: str) -> tuple[bool, int]:
+def start_scratch_homeserver(cfg: dict[str, Any], scratch: Path, database: str,
+                             unit: str) -> tuple[bool, int]:
     config_dir = scratch / cfg["config_dir"].lstrip("/")
     data_dir = scratch / cfg["data_dir"].lstrip("/")
     data_dir.mkdir(parents=True, exist_ok=True)

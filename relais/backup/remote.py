@@ -60,7 +60,7 @@ class Agent:
                 raise BackupError(f"cannot reach {self.host} over SSH: {detail[0]}",
                                   hint="check that the host is up (`relais lab status`)") from None
             raise BackupError(f"the backup agent on {self.host} did not answer ({detail[0]})",
-                              hint="deploy backups first: `relais deploy --limit " + self.host + "`") from None
+                              hint=f"deploy backups first: `relais deploy --limit {self.host}`") from None
         if not answer.get("ok", False) and not allow_failure:
             raise BackupError(f"{self.host}: {answer.get('error', 'the backup agent failed')}")
         return answer

@@ -19,10 +19,12 @@ def select_jobs(plan: Plan, names: Iterable[str], all_jobs: bool) -> list[Backup
     if all_jobs:
         jobs = backup_jobs(plan)
         if not jobs:
-            raise BackupError("the Plan has no backup job", hint="tenants are backed up once active and placed")
+            raise BackupError("the Plan has no backup job",
+                              hint="tenants are backed up once active and placed")
         return jobs
     if not names:
-        raise BackupError("which commune?", hint="name a commune (INSEE code or name), `shared`, or use --all")
+        raise BackupError("which commune?",
+                          hint="name a commune (INSEE code or name), `shared`, or use --all")
     chosen: dict[str, BackupJob] = {}
     for name in names:
         job = find_job(plan, name)
@@ -78,6 +80,7 @@ class JobStatus:
     pending_restore: dict[str, Any] | None
     reachable: bool
     error: str | None = None
+    applied_keep: dict[str, Any] | None = None
 
     def age_seconds(self, now: datetime) -> float | None:
         success = (self.status or {}).get("last_success") or {}
@@ -92,7 +95,8 @@ class JobStatus:
                 "last_check": status.get("last_check"), "last_drill": status.get("last_drill"),
                 "age_seconds": self.age_seconds(now), "pending_restore": self.pending_restore,
                 "keep": {"daily": self.job.backup.keep_daily, "weekly": self.job.backup.keep_weekly,
-                         "monthly": self.job.backup.keep_monthly}}
+                         "monthly": self.job.backup.keep_monthly},
+                "applied_keep": self.applied_keep}
 
 
 def statuses(plan: Plan, runner: Runner, jobs: list[BackupJob] | None = None) -> list[JobStatus]:
@@ -114,7 +118,8 @@ def statuses(plan: Plan, runner: Runner, jobs: list[BackupJob] | None = None) ->
             if entry is None:
                 found.append(JobStatus(job, None, None, True, "not deployed on its host yet"))
             else:
-                found.append(JobStatus(job, entry.get("status"), entry.get("pending_restore"), True))
+                found.append(JobStatus(job, entry.get("status"), entry.get("pending_restore"), True,
+                                       applied_keep=entry["config"].get("keep")))
     order = {j.id: i for i, j in enumerate(jobs)}
     return sorted(found, key=lambda s: order[s.job.id])
 

@@ -24,6 +24,7 @@ from relais.cli import (
     register,
     requests,
     secrets,
+    status,
     validate,
 )
 from relais.cli.context import State, default_inventory
@@ -61,6 +62,7 @@ app.command("plan")(plan.command)
 app.command("deploy")(deploy.command)
 app.command("check")(check.command)
 app.command("drift")(drift.command)
+app.command("status")(status.command)
 app.command("register")(register.command)
 app.add_typer(communes.app, name="communes")
 app.add_typer(secrets.app, name="secrets")

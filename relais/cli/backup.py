@@ -41,7 +41,12 @@ def _runner(plan: Plan) -> Runner:
 
 
 def _size(value: Any) -> str:
-    return format_mib(max(0, int(value or 0)) // (1024 * 1024)) if value else "-"
+    size = int(value or 0)
+    if not size:
+        return "-"
+    if size < 1024 * 1024:
+        return f"{max(1, size // 1024)}KiB"
+    return format_mib(size // (1024 * 1024))
 
 
 def _age(seconds: float | None) -> str:
@@ -107,6 +112,10 @@ def verify(ctx: typer.Context, communes: list[str] = COMMUNES_ARG, all_: bool = 
 @app.command("list")
 def list_(ctx: typer.Context, communes: list[str] = COMMUNES_ARG,
           archives: bool = typer.Option(False, "--archives", help="List each named job's archives too."),
+          check: bool = typer.Option(False, "--check", help="Report as policy findings (BACKUP-02 recent "
+                                                            "success off-site, BACKUP-03 retention); "
+                                                            "exit 2 on violations."),
+          fmt: str = typer.Option("table", "--format", "-f", help="With --check: table, json, junit, sarif."),
           json_: bool = JSON_OPTION) -> None:
     """Every backup job: last success (its age is the recovery point), last run, last check."""
     console = Console(json_mode=json_)
@@ -115,6 +124,8 @@ def list_(ctx: typer.Context, communes: list[str] = COMMUNES_ARG,
     jobs = service.select_jobs(plan, communes or [], not communes)
     found = service.statuses(plan, runner, jobs)
     now = datetime.now(UTC)
+    if check:
+        _check(plan, [s.as_dict(now) for s in found], now, "json" if json_ else fmt)
     listed: dict[str, list[dict[str, Any]]] = {}
     if archives:
         for job in jobs:
@@ -130,15 +141,19 @@ def list_(ctx: typer.Context, communes: list[str] = COMMUNES_ARG,
     for s in found:
         status = s.status or {}
         last = status.get("last_run") or {}
-        run_text = ("[green]ok[/]" if last.get("ok") else f"[red]failed[/]: {escape(str(last.get('error')))}") \
-            if last else "-"
+        run_text = "-"
+        if last:
+            failed = f"[red]failed[/]: {escape(str(last.get('error')))}"
+            run_text = "[green]ok[/]" if last.get("ok") else failed
         if not s.reachable or s.error:
             run_text = f"[red]{escape(str(s.error))}[/]"
-        check = status.get("last_check") or {}
-        check_text = ("ok " if check.get("ok") else "[red]failed[/] ") + str(check.get("finished")) \
-            if check else "-"
+        verified = status.get("last_check") or {}
+        check_text = "-"
+        if verified:
+            check_text = ("ok " if verified.get("ok") else "[red]failed[/] ") + str(verified.get("finished"))
+        age = s.age_seconds(now)
         table.add_row(s.job.id, escape(", ".join(s.job.communes)), f"{s.job.host} → {s.job.target_host}",
-                      _age(s.age_seconds(now)) + " ago" if s.age_seconds(now) is not None else "[red]never[/]",
+                      _age(age) + " ago" if age is not None else "[red]never[/]",
                       _size((status.get("last_success") or {}).get("size_bytes")), run_text, check_text,
                       "[yellow]awaits confirmation[/]" if s.pending_restore else "")
     console.print(table)
@@ -150,8 +165,10 @@ def list_(ctx: typer.Context, communes: list[str] = COMMUNES_ARG,
 def restore(
     ctx: typer.Context,
     commune: str = typer.Argument(..., help="Commune (INSEE code or name), or `shared`."),
-    at: str = typer.Option(None, "--at", metavar="ARCHIVE", help="Archive to restore (default: the latest)."),
-    to: str = typer.Option(None, "--to", metavar="HOST", help="Restore on this host (default: the tenant's)."),
+    at: str = typer.Option(None, "--at", metavar="ARCHIVE",
+                           help="Archive to restore (default: the latest)."),
+    to: str = typer.Option(None, "--to", metavar="HOST",
+                           help="Restore on this host (default: the tenant's)."),
     yes: bool = typer.Option(False, "--yes", help="Swap without asking (scripts)."),
     confirm_swap: bool = typer.Option(False, "--confirm-swap", help="Keep the restored state and erase the "
                                                                     "previous one kept by the last restore."),
@@ -181,7 +198,8 @@ def restore(
         if json_:
             console.json(result)
         else:
-            console.info(f"{job.label}: " + ("previous state erased" if confirm_swap else "previous state back"))
+            done = "previous state erased" if confirm_swap else "previous state back"
+            console.info(f"{job.label}: {done}")
         return
     console.info(f"{job.label}: restoring {at or 'the latest archive'} into a fresh database and directory…")
     staged = service.stage_restore(job, runner, archive=at, host=to)
@@ -190,8 +208,8 @@ def restore(
         counts = (f"; {staged.get('restored_message_count')} messages restored "
                   f"(the backup recorded {staged.get('message_count')})")
     console.info(f"staged archive {staged['archive']} of {staged['created']}{counts}")
-    question = (f"Swap {job.label} on {to or job.host} to archive {staged['archive']}? The live state is kept "
-                f"aside until `relais backup restore {job.id} --confirm-swap`")
+    question = (f"Swap {job.label} on {to or job.host} to archive {staged['archive']}? The live state is "
+                f"kept aside until `relais backup restore {job.id} --confirm-swap`")
     if not yes and not typer.confirm(question, default=False):
         service.abort_restore(job, runner, staged, to)
         console.info("nothing swapped; the staged copy was thrown away")
@@ -209,6 +227,18 @@ def restore(
                   f"(or --rollback to put the previous state back)")
     if serving is False:
         raise typer.Exit(1)
+
+
+def _check(plan: Plan, statuses: list[dict[str, Any]], now: datetime, fmt: str) -> None:
+    from relais.cli.check import emit, import_policies
+    from relais.findings import FORMATS, ReportFormat
+
+    if fmt not in FORMATS:
+        raise BackupError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
+    report_format: ReportFormat = fmt
+    report = import_policies("policies.backups").live_report(plan, statuses, now=now)
+    emit(report, report_format, None, Console(json_mode=report_format != "table"), strict=False)
+    raise typer.Exit(report.exit_code())
 
 
 def _aside(pending: dict[str, Any]) -> list[str]:

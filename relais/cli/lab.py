@@ -124,9 +124,12 @@ def status(
 def ssh(
     host: str = typer.Argument(..., help="Lab host name (short or fully qualified)."),
 ) -> None:
-    """Open a root shell on a lab host (host key checked against the recorded known_hosts)."""
+    """Open a shell on a lab host (host key checked against the recorded known_hosts): as root
+    on a fresh host, as the deploy account (then `sudo -i`) once hardening closed root login."""
+    from relais.lab.ssh import admin_params
+
     lab_system.require_root("ssh")
-    params = Lab(None).ssh_params(host)
+    params = admin_params(Lab(None).ssh_params(host))
     argv = params.argv(tty=sys.stdin.isatty())
     sys.stdout.flush()
     sys.stderr.flush()
@@ -140,7 +143,7 @@ def exec_(
         ..., help="Command to run (after --). One argument is run by the remote shell; several are quoted."
     ),
 ) -> None:
-    """Run a command on a lab host as root; exits with the command's exit code."""
+    """Run a command on a lab host as root (sudo once root login is closed); exits with its code."""
     lab_system.require_root("exec")
     if command and command[0] == "--":
         command = command[1:]
@@ -157,4 +160,6 @@ def ssh_params(
     """SSH connection parameters of a lab host, as JSON (for tools: pyinfra, ansible)."""
     console = Console(json_mode=True)
     lab_system.require_root("ssh-params")
-    console.json(Lab(None).ssh_params(host).as_dict())
+    from relais.lab.ssh import admin_params
+
+    console.json(admin_params(Lab(None).ssh_params(host)).as_dict())

@@ -15,8 +15,11 @@ def deploy_plan(plan: Plan, inventory: Path, *, limit: list[str] | None = None, 
                 reporter: Reporter | None = None) -> DeployReport:
     """Converge the hosts selected by `limit` (all by default) to the Plan."""
     from relais.deploy.hosts import build_context, load_deploys
+    from relais.deploy.safety import check_deploy
     from relais.deploy.targets import resolve, select_hosts
 
-    targets = [resolve(plan, host) for host in select_hosts(plan, limit)]
+    hosts = select_hosts(plan, limit)
+    check_deploy(plan, hosts)  # before any connection: a deploy must not lock anyone out
+    targets = [resolve(plan, host) for host in hosts]
     return run_deploy(plan, targets, load_deploys(), lambda t: build_context(plan, t, inventory),
                       dry=dry, reporter=reporter)

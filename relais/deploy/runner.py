@@ -125,12 +125,12 @@ def run_deploy(
         def operation_host_success(state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
             # pyinfra marks the operation complete after its callbacks: show the predicted change.
             meta = state.get_op_data_for_host(host, op_hash).operation_meta
-            progress.operation_done(host.name, _op_name(state, op_hash), bool(meta._maybe_is_change), True)
+            progress.operation_done(host.name, op_name(host.name, op_hash), bool(meta._maybe_is_change), True)
 
         @staticmethod
         def operation_host_error(state: State, host: Any, op_hash: str, retry_count: int = 0,
                                  max_retries: int = 0) -> None:
-            progress.operation_done(host.name, _op_name(state, op_hash), False, False)
+            progress.operation_done(host.name, op_name(host.name, op_hash), False, False)
 
     state.add_callback_handler(Callback())
     state.set_stage(StateStage.Connect)
@@ -143,8 +143,17 @@ def run_deploy(
             report.error = f"cannot connect over SSH as {by_name[name].user}@{by_name[name].address}"
 
     state.set_stage(StateStage.Prepare)
+    # pyinfra keys operations by their place in the code, shared by every host: a loop
+    # that names one operation per certificate gives one key several names. The name
+    # a host added is the one that appeared while its deploy was being added.
+    names: dict[tuple[str, str], str] = {}
+
+    def op_name(host_name: str, op_hash: str) -> str:
+        return names.get((host_name, op_hash), op_hash)
+
     for name, host in active.items():
         ctx = context_for(by_name[name])
+        before = {h: set(m.names) for h, m in state.op_meta.items()}
         try:
             for func in deploys_for(ctx):
                 add_deploy(state, func, ctx, host=host)
@@ -153,6 +162,11 @@ def run_deploy(
             state.fail_hosts({host})
         except RelaisError:
             raise
+        for op_hash in state.ops[host]:
+            known = state.op_meta[op_hash].names
+            added = known - before.get(op_hash, set())
+            candidates = sorted(added or known)
+            names[(name, op_hash)] = candidates[0] if len(candidates) == 1 else " / ".join(candidates)
         progress.host_started(name, len(state.get_meta_for_host(host).op_hashes))
 
     if dry:
@@ -166,7 +180,7 @@ def run_deploy(
                     # they follow changes: they are not changes of their own.
                     guarded = bool(op_data.global_arguments["_if"])
                     will = bool(op_data.operation_meta._maybe_is_change) and not guarded
-                    reports[name].operations.append(OperationResult(_op_name(state, op_hash), will, True))
+                    reports[name].operations.append(OperationResult(op_name(host.name, op_hash), will, True))
         disconnect_all(state)
         return DeployReport(True, list(reports.values()))
 
@@ -185,21 +199,15 @@ def run_deploy(
             meta = state.get_op_data_for_host(host, op_hash).operation_meta
             if not meta.is_complete():
                 reports[name].operations.append(
-                    OperationResult(_op_name(state, op_hash), False, False,
+                    OperationResult(op_name(host.name, op_hash), False, False,
                                     "not run (an earlier operation failed)"))
                 continue
             success = meta.did_succeed()
             reports[name].operations.append(OperationResult(
-                _op_name(state, op_hash), meta.did_change(), success,
+                op_name(host.name, op_hash), meta.did_change(), success,
                 None if success else _error_text(meta)))
     disconnect_all(state)
     return DeployReport(False, list(reports.values()))
-
-
-def _op_name(state: Any, op_hash: str) -> str:
-    meta = state.op_meta[op_hash]
-    names = sorted(meta.names)
-    return names[0] if names else op_hash
 
 
 def _error_text(meta: Any) -> str:

@@ -118,10 +118,13 @@ class Lab:
         capture: bool = True,
         input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command on a lab host over SSH; ``returncode`` is the remote exit code."""
+        """Run a command as root on a lab host over SSH; ``returncode`` is the remote exit code.
+
+        A fresh host takes root's login; once hardened (root login closed) the controller logs
+        in as the deploy account and uses sudo, as `relais deploy` does."""
         system.require_root("exec")
-        return ssh.run_on(self.ssh_params(name), command, timeout=timeout, capture=capture,
-                          input_text=input_text)
+        return ssh.run_as_root(self.ssh_params(name), command, timeout=timeout, capture=capture,
+                               input_text=input_text)
 
     # --- up --------------------------------------------------------------------------
 
@@ -300,8 +303,8 @@ class Lab:
                 continue
             remaining = max(5.0, deadline - time.monotonic())
             try:
-                result = ssh.run_on(params, ["systemctl", "is-system-running", "--wait"],
-                                    timeout=remaining, connect_timeout=2)
+                result = ssh.run_as_root(params, ["systemctl", "is-system-running", "--wait"],
+                                         timeout=remaining, connect_timeout=2)
             except LabError:
                 return None
             if result.returncode == 255:
@@ -413,9 +416,9 @@ class Lab:
 
             def probe(status: HostStatus) -> None:
                 try:
-                    out = ssh.run_on(self.ssh_params(status.name),
-                                     ["systemctl", "is-system-running"], timeout=10,
-                                     connect_timeout=2)
+                    out = ssh.run_as_root(self.ssh_params(status.name),
+                                          ["systemctl", "is-system-running"], timeout=10,
+                                          connect_timeout=2)
                 except LabError:
                     status.ssh = False
                     return

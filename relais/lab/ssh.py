@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from relais.deploy.context import DEPLOY_USER
 from relais.errors import LabError
 from relais.lab import system
 from relais.lab.config import LabSpec, remote_command
@@ -110,12 +112,13 @@ def recorded_spec(paths: LabPaths) -> LabSpec | None:
 
 
 def ssh_params(host_name: str, paths: LabPaths | None = None) -> SshParams:
-    """SSH connection parameters of a lab host brought up by `relais lab up`."""
+    """SSH connection parameters of a lab host brought up by `relais lab up`, with the account
+    that logs in: root on a fresh host, the deploy account (sudo) once hardened."""
     paths = paths or LabPaths.default()
     spec = recorded_spec(paths)
     if spec is None:
         raise LabError("the lab is not up", hint="run `relais lab up` first")
-    return params_for(spec, host_name, paths)
+    return admin_params(params_for(spec, host_name, paths))
 
 
 def ensure_controller_key(paths: LabPaths) -> tuple[str, bool]:
@@ -156,3 +159,76 @@ def run_on(
         raise LabError(
             f"`{remote_command(command)}` on {params.host} did not finish within {timeout} s"
         ) from None
+
+
+# ------------------------------------------------------------- login as root or the deploy account
+
+_logins: dict[tuple[str, str], str] = {}
+_logins_lock = threading.Lock()
+AUTH_REFUSED = ("Permission denied", "Too many authentication failures")
+
+
+def _as_root(params: SshParams, command: list[str]) -> list[str]:
+    """`command` as root: directly when logged in as root, else through the deploy account's sudo."""
+    if params.user == "root":
+        return command
+    return ["sudo", "-n", "--", "sh", "-c", remote_command(command)]
+
+
+def _refused(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.returncode == 255 and any(text in (result.stderr or "") for text in AUTH_REFUSED)
+
+
+def admin_params(params: SshParams, *, timeout: float = 30, connect_timeout: int = 5) -> SshParams:
+    """Who the controller logs in as on this host, root on a fresh host or the deploy account
+    (sudo) once hardening has closed root login; found by trying, remembered per host.
+
+    The deploy account is tried first: on a hardened host a refused root login is what
+    fail2ban counts, never the other way round.
+    """
+    key = (str(params.known_hosts), params.address)
+    with _logins_lock:
+        known = _logins.get(key)
+    if known is not None:
+        return replace(params, user=known)
+    for user in (DEPLOY_USER, "root"):
+        candidate = replace(params, user=user)
+        try:
+            argv = candidate.argv(_as_root(candidate, ["true"]), connect_timeout=connect_timeout)
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                                    stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode == 0:
+            with _logins_lock:
+                _logins[key] = user
+            return candidate
+    return params
+
+
+def forget_login(params: SshParams) -> None:
+    with _logins_lock:
+        _logins.pop((str(params.known_hosts), params.address), None)
+
+
+def run_as_root(
+    params: SshParams,
+    command: list[str],
+    *,
+    timeout: float | None = 60,
+    connect_timeout: int = 5,
+    capture: bool = True,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command as root on a lab host, over SSH as root or as the deploy account with sudo
+    (whichever the host accepts); the result carries the command's exit code (255: SSH failed)."""
+    login = admin_params(params, connect_timeout=connect_timeout)
+    result = run_on(login, _as_root(login, command), timeout=timeout, connect_timeout=connect_timeout,
+                    capture=capture, input_text=input_text)
+    if capture and _refused(result):
+        # The host changed (hardened, or rebuilt) since we last logged in: find out again.
+        forget_login(login)
+        login = admin_params(params, connect_timeout=connect_timeout)
+        result = run_on(login, _as_root(login, command), timeout=timeout,
+                        connect_timeout=connect_timeout, capture=capture, input_text=input_text)
+    return result

@@ -118,13 +118,10 @@ def settings_for(plan: Plan) -> MonitoringSettings:
     apply, overridden by the YAML file named by ``RELAIS_MONITORING_SETTINGS``
     (the lab tests use it for short durations).
     """
-    declared = getattr(plan, "monitoring", None)
-    if isinstance(declared, MonitoringSettings):
-        return declared
-    if isinstance(declared, BaseModel):
-        return MonitoringSettings.model_validate(declared.model_dump(by_alias=True))
     path = os.environ.get(SETTINGS_ENV)
-    return load_settings(Path(path)) if path else MonitoringSettings()
+    if path:  # an explicit override (tests, trials) wins over the inventory
+        return load_settings(Path(path))
+    return MonitoringSettings.model_validate(plan.monitoring)
 
 
 def load_settings(path: Path) -> MonitoringSettings:

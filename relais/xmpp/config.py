@@ -250,7 +250,7 @@ def render_tenant(tenant: PlannedTenant) -> str:
         f"\tmuc_log_expires_after = {expires}",
         "\tmuc_log_by_default = true",
         "\tmuc_room_default_public = false",
-        "\tmuc_room_default_members_only = true",
+        "\tmuc_room_locking = false",
         f"\trestrict_room_creation = \"local\"",
         "",
     ]

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from relais.deploy.context import DEPLOY_USER
 from relais.lab import Lab, lab_spec
 from relais.lab.ssh import run_on
 from relais.plan import Plan
@@ -70,6 +71,17 @@ def test_exec_returns_the_remote_exit_code(lab: Lab, plan: Plan) -> None:
     assert lab.exec(name, ["true"]).returncode == 0
 
 
+def _ssh_admits(lab: Lab, plan: Plan, source: str, target: str) -> bool:
+    """Before hardening every port answers; after, the target's firewall admits to SSH only
+    the sources its Plan declares (deploys/harden)."""
+    from relais.audit.baseline import allowances
+
+    if lab.exec(target, ["nft", "list", "table", "inet", "relais"]).returncode != 0:
+        return True
+    admitted = {n for a in allowances(plan, plan.host(target)) if a.port == 22 for n in a.sources}
+    return f"{plan.host(source).address}/32" in admitted
+
+
 def test_hosts_reach_each_other_by_name(lab: Lab, plan: Plan) -> None:
     hosts = plan.lab_hosts()
     for source in hosts:
@@ -82,7 +94,9 @@ def test_hosts_reach_each_other_by_name(lab: Lab, plan: Plan) -> None:
                  f"getent hosts {target.fqdn} {target.name} | cut -d' ' -f1 | sort -u; "
                  f"timeout 5 bash -c '</dev/tcp/{target.name}/22' && echo ssh-port-open"],
             )
-            assert result.stdout.split() == [target.address, "ssh-port-open"], (source.name, result)
+            expected = [target.address] + (["ssh-port-open"] if _ssh_admits(lab, plan, source.name, target.name)
+                                           else [])
+            assert result.stdout.split() == expected, (source.name, result)
 
 
 def test_controller_resolves_lab_host_names(plan: Plan, lab: Lab) -> None:
@@ -151,13 +165,14 @@ def test_ssh_params_for_tools(plan: Plan, lab: Lab) -> None:
 
     host = plan.lab_hosts()[0]
     params = ssh_params(host.name, lab.paths)
-    assert (params.address, params.port, params.user) == (host.address, 22, "root")
+    # root on a fresh host; the deploy account once hardening closed root login
+    assert (params.address, params.port) == (host.address, 22) and params.user in ("root", DEPLOY_USER)
     assert params.private_key.is_file() and params.known_hosts.is_file()
     assert (params.private_key.stat().st_mode & 0o777) == 0o600
     result = run_on(params, ["hostname"])
     assert result.stdout.strip() == host.name
     # The generated ssh_config works with plain ssh, by name.
-    out = subprocess.run(["ssh", "-F", str(params.ssh_config), host.fqdn, "hostname"],
+    out = subprocess.run(["ssh", "-F", str(params.ssh_config), "-l", params.user, host.fqdn, "hostname"],
                          capture_output=True, text=True, timeout=30, check=False,
                          stdin=subprocess.DEVNULL)
     assert out.stdout.strip() == host.name, out.stderr

@@ -45,6 +45,8 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
         self.add_event_handler("session_start", self._on_start)
         self.add_event_handler("failed_auth", self._on_failed)
         self.add_event_handler("message", self._on_message)
+        self.add_event_handler("groupchat_message", self._on_message)
+        self.add_event_handler("message_error", self._on_message)
         self.add_event_handler("disconnected", self._on_disconnected)
 
     async def _on_start(self, _event: Any) -> None:
@@ -77,6 +79,26 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
             msg = await asyncio.wait_for(self.messages.get(), TIMEOUT)
             if body is None or msg["body"] == body:
                 return msg
+
+    async def join(self, room: str, nick: str) -> None:
+        """Enter a group-chat room (created on first entry) and wait for the room's own answer."""
+        joined = asyncio.get_event_loop().create_future()
+
+        def on_presence(presence: Any) -> None:
+            if str(presence["from"]) == f"{room}/{nick}" and not joined.done():
+                joined.set_result(presence)
+
+        # slixmpp reports room presences under one event or the other depending on its roster state.
+        for event in ("presence", "groupchat_presence"):
+            self.add_event_handler(event, on_presence)
+        self.plugin["xep_0045"].join_muc(room, nick)
+        try:
+            presence = await asyncio.wait_for(joined, TIMEOUT)
+        finally:
+            for event in ("presence", "groupchat_presence"):
+                self.del_event_handler(event, on_presence)
+        if presence["type"] == "error":
+            raise RuntimeError(f"cannot join {room}: {presence['error']['condition']}")
 
     async def stop(self) -> None:
         self.disconnect()

@@ -1,0 +1,129 @@
+"""Time `relais deploy` of the example region: a first deploy of fresh lab hosts, then no-op
+re-deploys, next to the raw SSH round-trip floor measured in the same run.
+
+- first: the lab is brought down and up (fresh hosts from the cached base image), then
+  every host is converged (bootstrap as root, every concern of deploys.ORDER);
+- no-op: the same deploy again, rounds times (it must change nothing: checked);
+- no-op, one host: `--limit` to the first host, the figure of the "under 10 s" target;
+- SSH floor: `ssh <host> true` as the deploy account with the controller's options
+  (connection + authentication + one command), and a paramiko connection plus one command
+  (pyinfra's transport), median of 10 each.
+
+Needs root. Follows RELAIS_INVENTORY / RELAIS_LAB_* like the CLI. Leaves the lab up.
+
+    sudo .venv/bin/python bench/deploy.py [--rounds 3] [--skip-first] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from relais.cli.context import State, default_inventory, load_plan
+from relais.deploy import DeployReport, deploy_plan
+from relais.deploy.targets import resolve
+from relais.errors import RelaisError
+from relais.lab import Lab, RichReporter
+from relais.lab import system as lab_system
+from relais.secrets import init_key_file
+
+T = TypeVar("T")
+
+
+def timed(action: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def ssh_floor(target_name: str, plan_hosts: object, rounds: int = 10) -> dict[str, float]:
+    import paramiko
+
+    from relais.plan import Plan
+
+    assert isinstance(plan_hosts, Plan)
+    target = resolve(plan_hosts, plan_hosts.host(target_name))
+    ssh_times = [timed(lambda: target.run("true"))[0] for _ in range(rounds)]
+
+    def paramiko_once() -> None:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(target.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(target.address, port=target.port, username=target.user, key_filename=str(target.private_key),
+                       look_for_keys=False, allow_agent=False, timeout=10)
+        _, stdout, _ = client.exec_command("true")
+        stdout.channel.recv_exit_status()
+        client.close()
+
+    paramiko_times = [timed(paramiko_once)[0] for _ in range(rounds)]
+    return {"ssh_true_s": round(statistics.median(ssh_times), 3),
+            "paramiko_connect_command_s": round(statistics.median(paramiko_times), 3), "as": target.user}
+
+
+def check(report: DeployReport, *, noop: bool) -> None:
+    if not report.ok:
+        failures = [(h.host, h.error, [o.name for o in h.operations if not o.success]) for h in report.hosts]
+        raise SystemExit(f"deploy failed: {failures}")
+    if noop and report.changed:
+        changed = {h.host: [o.name for o in h.operations if o.changed] for h in report.hosts if h.changed}
+        raise SystemExit(f"the no-op re-deploy changed something: {changed}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="no-op rounds (default 3)")
+    parser.add_argument("--skip-first", action="store_true", help="keep the lab as it is (no first deploy)")
+    parser.add_argument("--json", action="store_true", help="figures as JSON on stdout")
+    args = parser.parse_args()
+
+    lab_system.require_root("up")
+    inventory = default_inventory()
+    plan = load_plan(State(inventory=inventory))
+    lab = Lab(plan, reporter=RichReporter(quiet=True))
+    init_key_file()
+    figures: dict[str, object] = {"hosts": len(plan.lab_hosts())}
+    if not args.skip_first:
+        lab.down()
+        figures["lab_up_s"] = round(timed(lab.up)[0], 2)
+        seconds, first = timed(lambda: deploy_plan(plan, inventory))
+        check(first, noop=False)
+        figures["first_deploy_s"] = round(seconds, 2)
+        figures["first_deploy_changed_ops"] = first.changed
+    else:
+        lab.up()
+    noop = []
+    for _ in range(args.rounds):
+        seconds, again = timed(lambda: deploy_plan(plan, inventory))
+        check(again, noop=True)
+        noop.append(seconds)
+        figures["noop_operations"] = sum(len(h.operations) for h in again.hosts)
+    figures["noop_deploy_s"] = {"median": round(statistics.median(noop), 2), "min": round(min(noop), 2)}
+    one = plan.lab_hosts()[0].name
+    single = []
+    for _ in range(args.rounds):
+        seconds, again = timed(lambda: deploy_plan(plan, inventory, limit=[one]))
+        check(again, noop=True)
+        single.append(seconds)
+        figures["noop_one_host_operations"] = sum(len(h.operations) for h in again.hosts)
+    figures["noop_one_host_s"] = {"host": one, "median": round(statistics.median(single), 2),
+                                  "min": round(min(single), 2)}
+    figures["ssh_floor"] = ssh_floor(one, plan)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key:28} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RelaisError as error:
+        print(f"error: {error.format()}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,166 @@
+"""Prosody's configuration and the agents' accounts, rendered from a Plan (pure)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from relais.plan import Plan, PlannedTenant
+from relais.xmpp import XmppError
+from relais.xmpp.accounts import (
+    AccountChanges,
+    account_changes,
+    account_hash,
+    marker_path,
+    parse_markers,
+    shell_input,
+)
+from relais.xmpp.config import (
+    FEDERATION_CONFIG,
+    MUC_MODULES,
+    SERVER_MODULES,
+    TENANTS_DIR,
+    VHOST_MODULES,
+    federation_allowed,
+    host_settings,
+    lua_string,
+    render_federation,
+    render_main,
+    render_tenant,
+    retention_period,
+    tenant_file,
+    xmpp_tenants,
+)
+from relais.cli.context import State, load_plan
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventory"
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return load_plan(State(inventory=EXAMPLE))
+
+
+def _xmpp(plan: Plan) -> PlannedTenant:
+    return next(t for t in plan.tenants if t.flavor == "xmpp" and t.host and t.status == "active")
+
+
+def test_lua_strings_are_quoted() -> None:
+    assert lua_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+    assert lua_string("Saint-Lô") == '"Saint-Lô"'
+
+
+def test_retention_in_days() -> None:
+    assert retention_period(365) == "365d"
+    assert retention_period(0) == "never"
+
+
+def test_main_config_is_hardened(plan: Plan) -> None:
+    service = plan.xmpp_services[0]
+    main = render_main(host_settings(plan, plan.host(service.host)))
+    for line in ("allow_registration = false", "c2s_require_encryption = true",
+                 "s2s_require_encryption = true", "s2s_secure_auth = true",
+                 'authentication = "internal_hashed"'):
+        assert line in main
+    assert '"register";' in main.split("modules_disabled")[1]  # never loaded
+    assert f'Include "{FEDERATION_CONFIG}"' in main and f'Include "{TENANTS_DIR}/*.cfg.lua"' in main
+    assert main.index("Include") > main.index("modules_enabled")
+    for module in (*SERVER_MODULES, *VHOST_MODULES):
+        assert f'"{module}";' in main
+    assert "limits = {" in main and "c2s_stanza_size_limit" in main
+
+
+def test_metrics_bound_to_loopback_and_private_address_for_the_monitor(plan: Plan) -> None:
+    service = plan.xmpp_services[0]
+    host = plan.host(service.host)
+    main = render_main(host_settings(plan, host))
+    interfaces = main.split("http_interfaces = ")[1].split("}")[0]
+    assert '"127.0.0.1"' in interfaces and f'"{host.address}"' in interfaces
+    monitors = [h.address for h in plan.hosts if "monitor" in h.roles]
+    allowed = main.split("openmetrics_allow_ips = ")[1].split("}")[0]
+    assert all(f'"{m}"' in allowed for m in monitors)
+    assert f"http_ports = {{ {service.metrics_port} }}" in main
+
+
+def test_federation_limited_to_the_syndicate_by_default(plan: Plan) -> None:
+    tenants = xmpp_tenants(plan, plan.host(plan.xmpp_services[0].host))
+    allowed = federation_allowed(plan, tenants)
+    assert set(plan.federation.xmpp) <= set(allowed)
+    assert {f"conference.{d}" for d in plan.federation.xmpp} <= set(allowed)
+    widened = plan.model_copy(update={"federation": plan.federation.model_copy(
+        update={"allow": ["partenaire.example"]})})
+    assert "partenaire.example" in federation_allowed(widened, tenants)
+    text = render_federation(host_settings(widened, widened.host(plan.xmpp_services[0].host)))
+    assert re.search(r'relais_federation_allow = \{[^}]*"partenaire.example"', text)
+
+
+def test_one_file_per_commune_with_vhost_and_muc(plan: Plan) -> None:
+    tenant = _xmpp(plan)
+    text = render_tenant(tenant)
+    assert tenant_file(tenant) == f"{TENANTS_DIR}/{tenant.id}.cfg.lua"
+    assert f'VirtualHost "{tenant.domain}"' in text
+    assert f'Component "conference.{tenant.domain}" "muc"' in text
+    assert f'archive_expires_after = "{tenant.retention.messages_days}d"' in text
+    assert f'muc_log_expires_after = "{tenant.retention.messages_days}d"' in text
+    assert f"/etc/relais/tls/{tenant.domain}/fullchain.pem" in text
+    assert "enabled = true" in text and "enabled = false" not in text
+    for module in MUC_MODULES:
+        assert f'"{module}";' in text
+
+
+def test_suspended_commune_keeps_its_file_disabled(plan: Plan) -> None:
+    tenant = _xmpp(plan).model_copy(update={"status": "suspended"})
+    text = render_tenant(tenant)
+    assert text.count("enabled = false") == 2 and "enabled = true" not in text
+
+
+def test_offboarded_communes_are_not_served(plan: Plan) -> None:
+    host = plan.host(plan.xmpp_services[0].host)
+    first = _xmpp(plan)
+    gone = plan.model_copy(update={"tenants": [t.model_copy(update={"status": "offboarded"})
+                                               if t.id == first.id else t for t in plan.tenants]})
+    assert first.id not in {t.id for t in xmpp_tenants(gone, host)}
+
+
+def test_host_without_xmpp_service_is_an_error(plan: Plan) -> None:
+    other = next(h for h in plan.hosts if not any(s.host == h.name for s in plan.xmpp_services))
+    with pytest.raises(XmppError):
+        host_settings(plan, other)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def test_markers_parse_and_changes() -> None:
+    h1, h2 = account_hash("a@x.fr", "pw1"), account_hash("b@x.fr", "pw2")
+    lines = [f"{marker_path('a@x.fr')}:{h1}", f"{marker_path('c@x.fr')}:{h2}",
+             f"{marker_path('d@x.fr', disabled=True)}:{h2}", "garbage"]
+    active, disabled = parse_markers(lines)
+    assert active == {"a@x.fr": h1, "c@x.fr": h2} and disabled == {"d@x.fr"}
+    wanted = {"a@x.fr": h1, "b@x.fr": h2}
+    assert account_changes(wanted, active, {"x.fr"}) == AccountChanges(["b@x.fr"], ["c@x.fr"])
+    # Nothing to do when markers match: a second deploy changes nothing.
+    assert not account_changes(wanted, wanted, {"x.fr"})
+    # A changed secret re-keys the account.
+    assert account_changes({"a@x.fr": account_hash("a@x.fr", "new")}, active, {"x.fr"}).set_password == [
+        "a@x.fr"]
+    # Accounts of a commune not served now (suspended) are left alone.
+    assert account_changes({}, active, set()) == AccountChanges([], [])
+
+
+def test_marker_never_holds_the_password() -> None:
+    digest = account_hash("a@x.fr", "Secr3tPassw0rd")
+    assert "Secr3tPassw0rd" not in digest and len(digest) == 64
+    assert digest != account_hash("b@x.fr", "Secr3tPassw0rd")
+
+
+def test_shell_input_creates_then_sets_and_disables() -> None:
+    text = shell_input({"a@x.fr": 'p"w'}, {"c@x.fr": "random"})
+    assert text.splitlines() == [
+        'user:create("a@x.fr", "p\\"w")',
+        'user:password("a@x.fr", "p\\"w")',
+        'user:password("c@x.fr", "random")',
+        'c2s:close("c@x.fr")',
+    ]
