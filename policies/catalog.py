@@ -6,17 +6,18 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from policies import anssi, messaging, operations, rgpd
+from policies import anssi, backups, messaging, operations, rgpd
 from policies.engine import WAIVER_EXPIRED, WAIVER_UNKNOWN, Context, Rule, evaluate, select
 from policies.registre import REGISTER_DIR, load_retentions
 from relais.findings import Report
 from relais.plan import Plan
 
-RULES: tuple[Rule, ...] = (*rgpd.RULES, *anssi.RULES, *messaging.RULES, *operations.RULES)
+RULES: tuple[Rule, ...] = (*rgpd.RULES, *anssi.RULES, *messaging.RULES, *operations.RULES, *backups.RULES)
 
 KNOWN_RULE_IDS: frozenset[str] = frozenset(
     {r.id for r in RULES}
     | {e.rule for e in anssi.SSHD} | {s.rule for s in anssi.SYSCTLS} | {f.rule for f in anssi.FIREWALL}
+    | set(backups.LIVE_RULES)
     | {WAIVER_EXPIRED.id, WAIVER_UNKNOWN.id}
 )
 """Ids a waiver may name: Plan rules and the expectations `relais audit` checks on live hosts."""

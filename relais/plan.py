@@ -165,6 +165,8 @@ class SharedService(Frozen):
     memory_limit_mib: int
     tenants: list[str]
     secrets: list[SecretRef]
+    backup_target: str | None = Field(description="Backup host of the service's own data, if any")
+    backup_repository: str | None
 
 
 class PlannedSyndicate(Frozen):

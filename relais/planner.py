@@ -492,6 +492,7 @@ def _assemble(
         else:
             unix_user = "prosody"
         secrets.append(_make(SecretRef, ref=f"{prefix}/backup_passphrase", kind="passphrase"))
+        secrets.append(_make(SecretRef, ref=f"{prefix}/backup_ssh_key", kind="ssh-key"))
         agents = []
         for agent in tenant.agents:
             login = agent_login(agent.name, agent.login)
@@ -569,14 +570,20 @@ def _assemble(
     shared_cfg = hosting.shared_homeserver
     if shared_cfg is not None and shared_server_name is not None:
         members = sorted(t.id for t in tenants if t.flavor == "matrix-shared" and t.host)
+        # The regional homeserver is backed up as one job, next to its communes' backups.
+        shared_backup = next((t.backup.target_host for t in tenants
+                              if t.id in set(members) and t.backup.target_host), None)
         shared_service = _make(SharedService,
+            backup_target=shared_backup,
+            backup_repository=f"{BACKUP_ROOT}/shared" if shared_backup else None,
             host=shared_cfg.host, server_name=shared_server_name, unix_user="synapse-shared",
             database="synapse_shared", port=SHARED_HTTP_PORT, metrics_port=SHARED_METRICS_PORT,
             memory_limit_mib=SHARED_HOMESERVER.limit_mib, tenants=members,
             secrets=[_make(SecretRef, ref=f"services/shared-homeserver/{n}", kind=k)
                      for n, k in (("db_password", "password"), ("signing_key", "signing-key"),
                                   ("macaroon_secret", "token"), ("form_secret", "token"),
-                                  ("registration_secret", "token"))])
+                                  ("registration_secret", "token"), ("backup_passphrase", "passphrase"),
+                                  ("backup_ssh_key", "ssh-key"))])
         ip = public_ip(proxy_for(shared_cfg.host))
         if ip:
             dns.append(_make(DnsRecord, name=shared_server_name, type="A", value=ip,
@@ -589,7 +596,8 @@ def _assemble(
         _make(SharedService,
             host=state.name, server_name=fqdn[state.name], unix_user="prosody", database=None,
             port=5222, metrics_port=PROSODY_METRICS_PORT, memory_limit_mib=PROSODY.limit_mib,
-            tenants=sorted(xmpp_by_host.get(state.name, ())), secrets=[])
+            tenants=sorted(xmpp_by_host.get(state.name, ())), secrets=[],
+            backup_target=None, backup_repository=None)
         for state in states.values() if state.prosody
     ]
 

@@ -19,7 +19,14 @@ from pyinfra.context import host
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys.harden.facts import EnabledUnits, LiveSysctls, NftablesDrift, PendingUpgrades, StatOverrides
+from deploys.harden.facts import (
+    EnabledUnits,
+    LiveSysctls,
+    MountOptions,
+    NftablesDrift,
+    PendingUpgrades,
+    StatOverrides,
+)
 from relais.audit import baseline
 from relais.deploy.context import DEPLOY_USER, HostContext
 
@@ -60,17 +67,16 @@ def packages(ctx: HostContext) -> None:
                     f"dpkg-statoverride --update --add root root 700 {path}",
                 ],
             )
-    files.put(
-        name="ANSSI-BP028-R76: AIDE uses SHA-512",
-        src=StringIO(baseline.AIDE_CHECKSUMS),
-        dest="/etc/aide/aide.conf.d/10_relais_checksums",
-        mode="644",
-        create_remote_dir=True,
+    files.line(
+        name="ANSSI-BP028-R76: AIDE checksums are SHA-512 (Lynis FINT-4402)",
+        path="/etc/aide/aide.conf",
+        line="^Checksums[[:space:]]*=",
+        replace=baseline.AIDE_CHECKSUMS,
     )
     pending = host.get_fact(PendingUpgrades) or 0
     if pending:
         server.shell(
-            name=f"ANSSI-BP028-R61: apply the {pending} pending update(s)",
+            name="ANSSI-BP028-R61: apply the pending updates",
             commands=[
                 "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold upgrade"
             ],
@@ -287,6 +293,17 @@ def accounts(ctx: HostContext) -> None:
         dest="/etc/profile.d/relais-umask.sh",
         mode="644",
     )
+    files.line(
+        name="ANSSI-BP028-R28: /dev/shm without devices, setuid or executables (fstab)",
+        path="/etc/fstab",
+        line="^tmpfs[[:space:]]+/dev/shm[[:space:]]",
+        replace=baseline.SHM_FSTAB,
+    )
+    if "noexec" not in (host.get_fact(MountOptions, path="/dev/shm") or ""):
+        server.shell(
+            name="ANSSI-BP028-R28: remount /dev/shm nodev,nosuid,noexec",
+            commands=["mount -o remount,nodev,nosuid,noexec /dev/shm"],
+        )
     files.put(
         name="ANSSI-BP028-R32: idle sessions end",
         src=StringIO(baseline.SESSION_TIMEOUT),

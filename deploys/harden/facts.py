@@ -73,3 +73,13 @@ class PendingUpgrades(FactBase[int]):
     def process(self, output: list[str]) -> int:
         text = "".join(output).strip()
         return int(text) if text.isdigit() else 0
+
+
+class MountOptions(FactBase[str]):
+    """The mount options of `path` (findmnt), empty when not a mount point."""
+
+    def command(self, path: str) -> str:
+        return f"findmnt -no OPTIONS {shlex.quote(path)} || true"
+
+    def process(self, output: list[str]) -> str:
+        return ",".join(line.strip() for line in output if line.strip())

@@ -22,9 +22,9 @@ from pyinfra.context import host
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.xmpp.facts import AccountMarkers, TenantFiles
+from deploys.xmpp.facts import AccountMarkers, RelaisFiles, TenantFiles
 from relais.deploy.context import HostContext
-from relais.xmpp import accounts
+from relais.xmpp import accounts, converse, web
 from relais.xmpp.config import (
     FEDERATION_CONFIG,
     FEDERATION_MODULE,
@@ -170,7 +170,50 @@ def _accounts(ctx: HostContext, active: list) -> None:  # type: ignore[type-arg]
                    present=False)
 
 
+@deploy("Web client of the xmpp communes")
+def webclient(ctx: HostContext) -> None:
+    settings = host_settings(ctx.plan, ctx.host)
+    served = [t for t in xmpp_tenants(ctx.plan, ctx.host) if t.status == "active" and t.domain]
+    version = converse.VERSION
+    bundle = converse.fetch(version)
+
+    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    files.directory(name="Converse.js releases directory", path=web.CONVERSE_ROOT, mode="755")
+    pushed = files.put(name=f"Converse.js {version} (pinned, integrity checked on the controller)",
+                       src=str(bundle), dest=f"{web.CONVERSE_ROOT}/converse-{version}.tar", mode="644")
+    server.shell(name=f"Unpack Converse.js {version}", _if=pushed.did_change, commands=[
+        f"rm -rf {web.CONVERSE_ROOT}/{version} && mkdir -p {web.CONVERSE_ROOT}/{version} && "
+        f"tar -xf {web.CONVERSE_ROOT}/converse-{version}.tar -C {web.CONVERSE_ROOT}/{version} --no-same-owner"])
+
+    changes = []
+    wanted_sites = set()
+    for tenant in served:
+        domain = tenant.domain or ""
+        site = web.site_name(tenant)
+        wanted_sites.add(site)
+        files.directory(name=f"Web client directory of {domain}", path=f"{web.WEB_ROOT}/{domain}",
+                        mode="755")
+        files.put(name=f"Web client page of {domain}", src=StringIO(web.render_index(tenant, version)),
+                  dest=f"{web.WEB_ROOT}/{domain}/index.html", mode="644")
+        files.put(name=f"Web client settings of {domain}", src=StringIO(web.render_settings(tenant, version)),
+                  dest=f"{web.WEB_ROOT}/{domain}/relais-converse.js", mode="644")
+        changes.append(files.put(name=f"nginx site of {domain} ({site})",
+                                 src=StringIO(web.render_site(tenant, settings.metrics_port)),
+                                 dest=f"{web.NGINX_AVAILABLE}/{site}", mode="644"))
+        changes.append(files.link(name=f"Enable the nginx site of {domain}", path=f"{web.NGINX_ENABLED}/{site}",
+                                  target=f"{web.NGINX_AVAILABLE}/{site}"))
+    for directory in (web.NGINX_ENABLED, web.NGINX_AVAILABLE):
+        for name in host.get_fact(RelaisFiles, directory=directory):
+            if name not in wanted_sites:
+                changes.append(files.file(name=f"Remove the nginx site no longer needed ({directory}/{name})",
+                                          path=f"{directory}/{name}", present=False))
+    systemd.service(name="nginx runs and starts at boot", service="nginx", running=True, enabled=True)
+    if changes:
+        server.shell(name="Check and reload nginx", commands=["nginx -t -q && systemctl reload nginx"],
+                     _if=any_changed(*changes))
+
+
 def steps(ctx: HostContext) -> list[object]:
     if not any(s.host == ctx.host.name for s in ctx.plan.xmpp_services):
         return []
-    return [prosody]
+    return [prosody, webclient]

@@ -373,8 +373,8 @@ SENSITIVE_FILES: tuple[FileMode, ...] = (
     FileMode("/etc/cron.hourly", 0o700, "root", "root"),
     FileMode("/etc/cron.weekly", 0o700, "root", "root"),
     FileMode("/etc/cron.monthly", 0o700, "root", "root"),
-    FileMode("/etc/at.allow", 0o640, "root", "root"),
-    FileMode("/etc/cron.allow", 0o640, "root", "root"),
+    FileMode("/etc/at.allow", 0o600, "root", "root"),
+    FileMode("/etc/cron.allow", 0o600, "root", "root"),
     FileMode(NFT_CONF, 0o600, "root", "root"),
     FileMode(SYSCTL_CONF, 0o600, "root", "root"),
     FileMode("/etc/audit/rules.d/relais.rules", 0o600, "root", "root"),
@@ -589,7 +589,11 @@ ConditionVirtualization=!container
 """
 
 SYSSTAT_DEFAULT = f'# {MANAGED}\n# Lynis ACCT-9626: collect system activity.\nENABLED="true"\n'
-AIDE_CHECKSUMS = f"# {MANAGED}\n# Lynis FINT-4402: strong checksums.\nChecksums = sha512\n"
+SHM_FSTAB = "tmpfs\t/dev/shm\ttmpfs\tdefaults,nodev,nosuid,noexec\t0\t0"
+"""BP-028 R28 (partitionnement: options de montage), CIS 1.1.2.2."""
+
+AIDE_CHECKSUMS = "Checksums = sha512"
+"""/etc/aide/aide.conf's checksum group (Debian's default is its own group H)."""
 
 CORE_DUMPS_LIMITS = (
     f"# {MANAGED}\n# No core dumps (BP-028 R14 with fs.suid_dumpable; Lynis KRNL-5820).\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from relais.cli import (
+    backup,
     check,
     communes,
     deploy,
@@ -60,6 +61,7 @@ def _root(
 app.command("validate")(validate.command)
 app.command("plan")(plan.command)
 app.command("deploy")(deploy.command)
+app.add_typer(backup.app, name="backup")
 app.command("check")(check.command)
 app.command("drift")(drift.command)
 app.command("status")(status.command)
