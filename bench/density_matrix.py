@@ -5,7 +5,8 @@ delegated, so memory.current is not available there).
   `--settle` seconds), then after a short message load (`--messages` messages per tenant, sent
   with matrix-nio over HTTPS between two of its agents);
 - the shared homeserver: `--extra-communes` synthetic communes (two accounts, a space, a room,
-  `--messages` messages each) are added over the admin API on loopback, and the PSS growth
+  `--messages` messages each, their rate limit lifted) are added over the admin API on
+  loopback, and the PSS growth
   divided by their number gives the cost of one more commune;
 - PostgreSQL's PSS per host, shared by the databases there.
 
@@ -101,6 +102,8 @@ for i in range(p["count"]):
     for u in users:
         call("PUT", f"/_synapse/admin/v2/users/{q(u, safe='')}",
              {"password": "Bench-" + p["tag"] + "-pw-123", "displayname": u}, admin)
+        call("POST", f"/_synapse/admin/v1/users/{q(u, safe='')}/override_ratelimit",
+             {"messages_per_second": 0, "burst_count": 0}, admin)  # synthetic load, not a user
         login = call("POST", f"/_synapse/admin/v1/users/{q(u, safe='')}/login", {}, admin)
         tokens.append(login["access_token"])
     space = call("POST", "/_matrix/client/v3/createRoom",
@@ -171,7 +174,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=50, help="messages per tenant in the load")
+    parser.add_argument("--messages", type=int, default=20,
+                        help="messages per tenant in the load (Synapse's rate limits apply to agents)")
     parser.add_argument("--extra-communes", type=int, default=20,
                         help="synthetic communes added to the shared homeserver (0: skip)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait before measuring")

@@ -9,6 +9,7 @@ from pathlib import Path
 from policies import anssi, backups, messaging, operations, rgpd
 from policies.engine import WAIVER_EXPIRED, WAIVER_UNKNOWN, Context, Rule, evaluate, select
 from policies.registre import REGISTER_DIR, load_retentions
+from relais.audit.checks import RULES as AUDIT_RULES
 from relais.findings import Report
 from relais.plan import Plan
 
@@ -18,6 +19,7 @@ KNOWN_RULE_IDS: frozenset[str] = frozenset(
     {r.id for r in RULES}
     | {e.rule for e in anssi.SSHD} | {s.rule for s in anssi.SYSCTLS} | {f.rule for f in anssi.FIREWALL}
     | set(backups.LIVE_RULES)
+    | set(AUDIT_RULES)
     | {WAIVER_EXPIRED.id, WAIVER_UNKNOWN.id}
 )
 """Ids a waiver may name: Plan rules and the expectations `relais audit` checks on live hosts."""

@@ -227,19 +227,26 @@ def monitoring(ctx: HostContext) -> None:
         restarted=True,
         _if=jail.did_change,
     )
-    dropin = files.put(
-        name="ANSSI-BP028-R73: auditd is skipped, not failed, in a container",
-        src=StringIO(baseline.AUDITD_CONTAINER_DROPIN),
-        dest="/etc/systemd/system/auditd.service.d/relais-container.conf",
-        mode="644",
-        create_remote_dir=True,
-    )
-    systemd.daemon_reload(name="ANSSI-BP028-R73: reload systemd units", _if=dropin.did_change)
+    dropins = [
+        files.put(
+            name=f"ANSSI-BP028-R73: {unit} is skipped, not failed, in a container",
+            src=StringIO(baseline.AUDITD_CONTAINER_DROPIN),
+            dest=f"/etc/systemd/system/{unit}.d/relais-container.conf",
+            mode="644",
+            create_remote_dir=True,
+        )
+        for unit in baseline.CONTAINER_SKIPPED_UNITS
+    ]
+
+    def dropin_changed() -> bool:
+        return any(d.did_change() for d in dropins)
+
+    systemd.daemon_reload(name="ANSSI-BP028-R73: reload systemd units", _if=dropin_changed)
     if ctx.lab:
         server.shell(
-            name="ANSSI-BP028-R73: forget auditd's failure in a container",
-            commands=["systemctl reset-failed auditd.service"],
-            _if=dropin.did_change,
+            name="ANSSI-BP028-R73: forget the failures of auditd and acct in a container",
+            commands=["systemctl reset-failed " + " ".join(baseline.CONTAINER_SKIPPED_UNITS) + " || true"],
+            _if=dropin_changed,
         )
     sysstat = files.put(
         name="ANSSI-BP028-R73: system activity accounting (sysstat)",

@@ -65,10 +65,19 @@ class StatOverrides(FactBase[dict[str, str]]):
 
 
 class PendingUpgrades(FactBase[int]):
-    """How many installed packages an upgrade would change (from the last `apt update`)."""
+    """How many installed packages an upgrade would change.
+
+    The package lists are refreshed first when older than an hour (what unattended-upgrades
+    does daily anyway): facts are read before any operation runs, so on a fresh host the
+    base deploy's own `apt update` would come too late for this count.
+    """
 
     def command(self) -> str:
-        return "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ' || true"
+        return (
+            'if [ -z "$(find /var/cache/apt/pkgcache.bin -mmin -60 2>/dev/null)" ]; then '
+            "apt-get -qq update >/dev/null 2>&1; fi; "
+            "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ' || true"
+        )
 
     def process(self, output: list[str]) -> int:
         text = "".join(output).strip()

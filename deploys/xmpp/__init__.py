@@ -24,6 +24,7 @@ from pyinfra.operations.util import any_changed
 
 from deploys.xmpp.facts import AccountMarkers, RelaisFiles, TenantFiles
 from relais.deploy.context import HostContext
+from relais.plan import PlannedTenant
 from relais.xmpp import accounts, converse, web
 from relais.xmpp.config import (
     FEDERATION_CONFIG,
@@ -136,7 +137,7 @@ def prosody(ctx: HostContext) -> None:
     _accounts(ctx, [t for t in tenants if t.status == "active"])
 
 
-def _accounts(ctx: HostContext, active: list) -> None:  # type: ignore[type-arg]
+def _accounts(ctx: HostContext, active: list[PlannedTenant]) -> None:
     markers, disabled = host.get_fact(AccountMarkers)
     wanted: dict[str, str] = {}
     passwords: dict[str, str] = {}
@@ -183,9 +184,12 @@ def webclient(ctx: HostContext) -> None:
                        src=str(bundle), dest=f"{web.CONVERSE_ROOT}/converse-{version}.tar", mode="644")
     server.shell(name=f"Unpack Converse.js {version}", _if=pushed.did_change, commands=[
         f"rm -rf {web.CONVERSE_ROOT}/{version} && mkdir -p {web.CONVERSE_ROOT}/{version} && "
-        f"tar -xf {web.CONVERSE_ROOT}/converse-{version}.tar -C {web.CONVERSE_ROOT}/{version} --no-same-owner"])
+        f"tar -xf {web.CONVERSE_ROOT}/converse-{version}.tar -C {web.CONVERSE_ROOT}/{version} "
+        "--no-same-owner"])
 
-    changes = []
+    # Communes' domains are long (<commune>.<syndicate's domain>): nginx's default bucket (64) is too small.
+    changes = [files.put(name="nginx: room for long commune domains", src=StringIO(web.NGINX_HTTP_SETTINGS),
+                         dest=web.NGINX_HTTP_CONF, mode="644")]
     wanted_sites = set()
     for tenant in served:
         domain = tenant.domain or ""
@@ -200,15 +204,16 @@ def webclient(ctx: HostContext) -> None:
         changes.append(files.put(name=f"nginx site of {domain} ({site})",
                                  src=StringIO(web.render_site(tenant, settings.metrics_port)),
                                  dest=f"{web.NGINX_AVAILABLE}/{site}", mode="644"))
-        changes.append(files.link(name=f"Enable the nginx site of {domain}", path=f"{web.NGINX_ENABLED}/{site}",
-                                  target=f"{web.NGINX_AVAILABLE}/{site}"))
+        changes.append(files.link(name=f"Enable the nginx site of {domain}",
+                                  path=f"{web.NGINX_ENABLED}/{site}", target=f"{web.NGINX_AVAILABLE}/{site}"))
     for directory in (web.NGINX_ENABLED, web.NGINX_AVAILABLE):
         for name in host.get_fact(RelaisFiles, directory=directory):
             if name not in wanted_sites:
-                changes.append(files.file(name=f"Remove the nginx site no longer needed ({directory}/{name})",
-                                          path=f"{directory}/{name}", present=False))
+                remove = files.link if directory == web.NGINX_ENABLED else files.file  # enabled: symlinks
+                changes.append(remove(name=f"Remove the nginx site no longer needed ({directory}/{name})",
+                                      path=f"{directory}/{name}", present=False))
     systemd.service(name="nginx runs and starts at boot", service="nginx", running=True, enabled=True)
-    if changes:
+    if changes:  # always true: kept for readability of the guard below
         server.shell(name="Check and reload nginx", commands=["nginx -t -q && systemctl reload nginx"],
                      _if=any_changed(*changes))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = ["AuditResult", "HostAudit", "audit_plan"]
 
 FACTS_TIMEOUT_S = 60
 LYNIS_TIMEOUT_S = 600
+RETRY_AFTER_S = 2
 
 
 class AuditError(RelaisError):
@@ -75,9 +77,13 @@ def audit_host(plan: Plan, name: str, *, run_lynis: bool, threshold: int) -> Hos
     result = HostAudit(name)
     try:
         target = resolve(plan, plan.host(name))
-    except TargetError as error:
-        result.error = error.message
-        return result
+    except TargetError:
+        time.sleep(RETRY_AFTER_S)  # sshd may be reloading (a deploy, or a hand edit, just now)
+        try:
+            target = resolve(plan, plan.host(name))
+        except TargetError as error:
+            result.error = error.message
+            return result
     result.user = target.user
     try:
         out = _run_as_root(target, facts.script(), FACTS_TIMEOUT_S)

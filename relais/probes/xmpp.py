@@ -9,6 +9,7 @@ that the `relais probe` command turns into findings.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 import ssl
@@ -30,10 +31,8 @@ class _Stream:
         self.buffer = ""
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode())

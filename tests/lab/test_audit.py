@@ -37,17 +37,15 @@ def test_audit_passes_every_rule_and_lynis_reaches_the_threshold(deployed: Deplo
 
 def test_tampered_host_is_reported_then_repaired(deployed: DeployReport, lab: Lab, plan: Plan) -> None:
     host = plan.lab_hosts()[0].name
-    lab.exec(
-        host,
-        [
-            "sh",
-            "-c",
-            "sed -i 's/^PermitRootLogin no$/PermitRootLogin yes/' /etc/ssh/sshd_config && "
-            "systemctl reload ssh && nft add rule inet relais input tcp dport 8080 accept",
-        ],
+    tamper = (
+        "sed -i 's/^PermitRootLogin no$/PermitRootLogin yes/' /etc/ssh/sshd_config && "
+        "systemctl reload ssh && nft add rule inet relais input tcp dport 8080 accept"
     )
+    done = lab.exec(host, ["sh", "-c", tamper])
+    assert done.returncode == 0, done.stderr
 
     tampered = audit_plan(plan, limit=[host], run_lynis=False)
+    assert tampered.unreachable == []
     failed = {f.rule: f for f in tampered.report.findings if f.status is Status.FAILED}
     assert {"ANSSI-SSH-01", "ANSSI-FW-02", "ANSSI-FW-03"} <= set(failed), sorted(failed)
     assert failed["ANSSI-SSH-01"].subject == host

@@ -9,6 +9,7 @@ never resolve a name elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
@@ -122,10 +123,8 @@ class RawStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode())

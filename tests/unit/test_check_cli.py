@@ -83,8 +83,9 @@ def test_rule_filter_strict_and_waivers(inventory_dir: Path, referential_cache: 
                  cwd=inventory_dir.parent)
     assert run.returncode == 0, run.stdout
     hosting = inventory_dir / "hosting.yaml"
-    hosting.write_text(hosting.read_text() + (
-        "waivers:\n"
+    text = hosting.read_text()
+    # The example already ends with its `waivers:` list (lab limits): add one item to it.
+    hosting.write_text(text + ("" if "\nwaivers:\n" in text else "waivers:\n") + (
         "  - {rule: CNIL-01, subject: \"14118\", reason: archives judiciaires, expires: 2025-12-31}\n"))
     run = relais("-i", str(inventory_dir), "check", "--today", "2025-06-01", cache=referential_cache,
                  cwd=inventory_dir.parent)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from relais.cli.context import State, load_plan
 from relais.plan import Plan, PlannedTenant
 from relais.xmpp import XmppError
 from relais.xmpp.accounts import (
@@ -32,8 +34,6 @@ from relais.xmpp.config import (
     tenant_file,
     xmpp_tenants,
 )
-from relais.cli.context import State, load_plan
-from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory"
 
