@@ -117,7 +117,9 @@ def run_deploy(
         return DeployReport(dry, [])
 
     inventory = Inventory(([(t.name, t.pyinfra_data()) for t in targets], {}))
-    config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=100)
+    # Uploads go through /tmp: the hardening's pam_tmpdir gives root a private TMPDIR that
+    # the deploy account cannot write to before sudo.
+    config = Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=100, TEMP_DIR="/tmp")
     state = State(inventory=inventory, config=config)
 
     class Callback(BaseStateCallback):
@@ -211,11 +213,7 @@ def run_deploy(
 
 
 def _error_text(meta: Any) -> str:
-    for attr in ("_stderr", "stderr"):
-        lines = getattr(meta, attr, None)
-        if lines:
-            try:
-                return " ".join(str(line) for line in list(lines)[-3:])
-            except TypeError:
-                break
-    return "operation failed"
+    """The last lines the failed command wrote on stderr (pyinfra keeps them per host)."""
+    output = getattr(meta, "_combined_output", None)
+    lines = [str(line) for line in (getattr(output, "stderr_lines", None) or [])]
+    return " ".join(lines[-3:])[:500] if lines else "operation failed"

@@ -24,8 +24,8 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 SITE_PREFIX = "relais-xmpp-"
 WEBSOCKET_PATH = "/xmpp-websocket"
 NGINX_HTTP_CONF = "/etc/nginx/conf.d/relais-xmpp-names.conf"
-NGINX_HTTP_SETTINGS = ("# Managed by Relais (deploys/xmpp): communes' domains are longer than nginx's default allows.\n"
-                       "server_names_hash_bucket_size 128;\n")
+NGINX_HTTP_SETTINGS = ("# Managed by Relais (deploys/xmpp): communes' domains are longer than nginx's\n"
+                       "# default allows.\nserver_names_hash_bucket_size 128;\n")
 
 
 def site_name(tenant: PlannedTenant) -> str:
