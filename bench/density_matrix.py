@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import shlex
+import sys
 import time
 from typing import Any
 
@@ -139,6 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         restart(plan, hs)
     time.sleep(args.settle)
     started = {hs.id: pss_mib(plan, hs) for hs in servers}
+    print("after start-up (MiB):", json.dumps({k: round(v, 1) for k, v in started.items()}), file=sys.stderr)
     for hs in servers:
         asyncio.run(_load(ctx, hs, args.messages))
     time.sleep(args.settle)
@@ -150,6 +152,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     postgres = {h: round(postgres_pss_mib(plan, h), 1) for h in hosts}
     databases = {h: sum(1 for hs in homeservers(plan) if hs.host == h) for h in hosts}
     result: dict[str, Any] = {"homeservers": rows, "postgres_pss_mib": postgres}
+    print(f"after load: {json.dumps(result)}", file=sys.stderr)
     reserved = host_reserved([Role.MESSAGING, Role.PROXY, Role.DATABASE]).ram_mib
     dedicated = [r for r in rows if r["homeserver"] != "shared"]
     if dedicated:
@@ -161,7 +164,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     shared = next((hs for hs in servers if hs.shared), None)
     if shared is not None and args.extra_communes:
         before = pss_mib(plan, shared)
-        add_extra_communes(plan, shared, args.extra_communes, args.messages, ctx.secret)
+        print(f"shared before {args.extra_communes} extra communes: {before:.1f} MiB", file=sys.stderr)
+        add_extra_communes(plan, shared, args.extra_communes, args.extra_messages, ctx.secret)
         time.sleep(args.settle)
         after = pss_mib(plan, shared)
         marginal = max(0.0, (after - before) / args.extra_communes)
@@ -174,9 +178,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=20,
+    parser.add_argument("--messages", type=int, default=10,
                         help="messages per tenant in the load (Synapse's rate limits apply to agents)")
-    parser.add_argument("--extra-communes", type=int, default=20,
+    parser.add_argument("--extra-messages", type=int, default=5, help="messages per synthetic commune")
+    parser.add_argument("--extra-communes", type=int, default=10,
                         help="synthetic communes added to the shared homeserver (0: skip)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait before measuring")
 

@@ -5,13 +5,15 @@ re-deploys, next to the raw SSH round-trip floor measured in the same run.
   every host is converged (bootstrap as root, every concern of deploys.ORDER);
 - no-op: the same deploy again, rounds times (it must change nothing: checked);
 - no-op, one host: `--limit` to the first host, the figure of the "under 10 s" target;
+- with `--concerns base,harden`: the same no-op figures for those deploys only (what the
+  hardening costs, apart from the messaging deploys of other concerns);
 - SSH floor: `ssh <host> true` as the deploy account with the controller's options
   (connection + authentication + one command), and a paramiko connection plus one command
   (pyinfra's transport), median of 10 each.
 
 Needs root. Follows RELAIS_INVENTORY / RELAIS_LAB_* like the CLI. Leaves the lab up.
 
-    sudo .venv/bin/python bench/deploy.py [--rounds 3] [--skip-first] [--json]
+    sudo .venv/bin/python bench/deploy.py [--rounds 3] [--skip-first] [--concerns base,harden] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TypeVar
 
 from relais.cli.context import State, default_inventory, load_plan
 from relais.deploy import DeployReport, deploy_plan
+from relais.deploy.context import HostContext
 from relais.deploy.targets import resolve
 from relais.errors import RelaisError
 from relais.lab import Lab, RichReporter
@@ -41,7 +44,7 @@ def timed(action: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - started, result
 
 
-def ssh_floor(target_name: str, plan_hosts: object, rounds: int = 10) -> dict[str, float]:
+def ssh_floor(target_name: str, plan_hosts: object, rounds: int = 10) -> dict[str, object]:
     import paramiko
 
     from relais.plan import Plan
@@ -54,15 +57,25 @@ def ssh_floor(target_name: str, plan_hosts: object, rounds: int = 10) -> dict[st
         client = paramiko.SSHClient()
         client.load_host_keys(str(target.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(target.address, port=target.port, username=target.user, key_filename=str(target.private_key),
-                       look_for_keys=False, allow_agent=False, timeout=10)
+        client.connect(
+            target.address,
+            port=target.port,
+            username=target.user,
+            key_filename=str(target.private_key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
         _, stdout, _ = client.exec_command("true")
         stdout.channel.recv_exit_status()
         client.close()
 
     paramiko_times = [timed(paramiko_once)[0] for _ in range(rounds)]
-    return {"ssh_true_s": round(statistics.median(ssh_times), 3),
-            "paramiko_connect_command_s": round(statistics.median(paramiko_times), 3), "as": target.user}
+    return {
+        "ssh_true_s": round(statistics.median(ssh_times), 3),
+        "paramiko_connect_command_s": round(statistics.median(paramiko_times), 3),
+        "as": target.user,
+    }
 
 
 def check(report: DeployReport, *, noop: bool) -> None:
@@ -74,10 +87,36 @@ def check(report: DeployReport, *, noop: bool) -> None:
         raise SystemExit(f"the no-op re-deploy changed something: {changed}")
 
 
+def deploy_only(
+    plan: object, inventory: object, concerns: list[str], limit: list[str] | None
+) -> DeployReport:
+    """`deploy_plan` restricted to some packages of deploys.ORDER."""
+    import importlib
+    from pathlib import Path
+
+    from relais.deploy.hosts import build_context, load_deploys
+    from relais.deploy.runner import run_deploy
+    from relais.deploy.targets import select_hosts
+    from relais.plan import Plan
+
+    assert isinstance(plan, Plan) and isinstance(inventory, Path)
+    load_deploys()  # puts deploys/ on sys.path
+
+    def deploys_for(ctx: HostContext) -> list[Callable[..., object]]:
+        functions: list[Callable[..., object]] = []
+        for name in concerns:
+            functions.extend(importlib.import_module(f"deploys.{name}").steps(ctx))
+        return functions
+
+    targets = [resolve(plan, h) for h in select_hosts(plan, limit)]
+    return run_deploy(plan, targets, deploys_for, lambda t: build_context(plan, t, inventory), dry=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="no-op rounds (default 3)")
     parser.add_argument("--skip-first", action="store_true", help="keep the lab as it is (no first deploy)")
+    parser.add_argument("--concerns", default="", help="also time no-op deploys of these packages only")
     parser.add_argument("--json", action="store_true", help="figures as JSON on stdout")
     args = parser.parse_args()
 
@@ -110,8 +149,29 @@ def main() -> int:
         check(again, noop=True)
         single.append(seconds)
         figures["noop_one_host_operations"] = sum(len(h.operations) for h in again.hosts)
-    figures["noop_one_host_s"] = {"host": one, "median": round(statistics.median(single), 2),
-                                  "min": round(min(single), 2)}
+    figures["noop_one_host_s"] = {
+        "host": one,
+        "median": round(statistics.median(single), 2),
+        "min": round(min(single), 2),
+    }
+    if args.concerns:
+        concerns = args.concerns.split(",")
+        limits: list[tuple[str, list[str] | None]] = [("region", None), ("one_host", [one])]
+        for label, limit in limits:
+            times = []
+            for _ in range(args.rounds):
+
+                def run(limit: list[str] | None = limit) -> DeployReport:
+                    return deploy_only(plan, inventory, concerns, limit)
+
+                seconds, again = timed(run)
+                check(again, noop=True)
+                times.append(seconds)
+                ops = sum(len(h.operations) for h in again.hosts)
+            figures[f"noop_{'_'.join(concerns)}_{label}_s"] = {
+                "median": round(statistics.median(times), 2),
+                "operations": ops,
+            }
     figures["ssh_floor"] = ssh_floor(one, plan)
     if args.json:
         print(json.dumps(figures, indent=2))

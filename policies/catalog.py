@@ -6,14 +6,15 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from policies import anssi, backups, messaging, operations, rgpd
+from policies import anssi, backups, lockout, messaging, operations, rgpd
 from policies.engine import WAIVER_EXPIRED, WAIVER_UNKNOWN, Context, Rule, evaluate, select
 from policies.registre import REGISTER_DIR, load_retentions
 from relais.audit.checks import RULES as AUDIT_RULES
 from relais.findings import Report
 from relais.plan import Plan
 
-RULES: tuple[Rule, ...] = (*rgpd.RULES, *anssi.RULES, *messaging.RULES, *operations.RULES, *backups.RULES)
+RULES: tuple[Rule, ...] = (*rgpd.RULES, *anssi.RULES, *lockout.RULES, *messaging.RULES, *operations.RULES,
+                           *backups.RULES)
 
 KNOWN_RULE_IDS: frozenset[str] = frozenset(
     {r.id for r in RULES}

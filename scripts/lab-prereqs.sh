@@ -19,6 +19,7 @@ apt-cacher-ng       Debian package proxy on the lab bridge
 nftables            forward rule that keeps the lab isolated
 iproute2            bridge, addresses, route checks
 openssh-client      ssh, ssh-keygen, ssh-keyscan
+openssh-server      sshd -t validates the hardened sshd_config in unit tests (not started)
 bind9-dnsutils      dig, for checking the lab resolver
 "
 

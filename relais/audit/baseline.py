@@ -448,6 +448,7 @@ HARDENING_PACKAGES: tuple[str, ...] = (
     "audispd-plugins",
     "lynis",
     "libpam-pwquality",
+    "libpam-tmpdir",
     "apt-show-versions",
     "debsums",
     "acct",
@@ -460,7 +461,8 @@ HARDENING_PACKAGES: tuple[str, ...] = (
     "needrestart",
 )
 """fail2ban (sshd bans, on the journal), auditd (R73), lynis (the audit), password quality
-(R31), package integrity and versions (debsums,
+(R31), per-user temporary directories (R55: the deploy uploads through /tmp, see
+relais/deploy/runner.py), package integrity and versions (debsums,
 apt-show-versions), process accounting and statistics (acct, sysstat),
 a rootkit scanner (chkrootkit: rkhunter needs binutils, a compiler toolchain R58 removes),
 a syslog daemon for remote forwarding, cron for the periodic jobs, AIDE (R76: sealing of

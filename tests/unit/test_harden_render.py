@@ -3,7 +3,6 @@ sysctl.d, fail2ban) and the lockout checks that run before any deploy."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -57,15 +56,12 @@ def test_sshd_algorithms_are_ones_paramiko_negotiates() -> None:
     assert "ssh-ed25519" in paramiko.Transport._preferred_keys
 
 
-@pytest.mark.skipif(
-    shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists(),
-    reason="needs OpenSSH's sshd to validate the file",
-)
 def test_sshd_accepts_the_rendered_config(plan: Plan, tmp_path: Path) -> None:
     key = tmp_path / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     config = tmp_path / "sshd_config"
     config.write_text(baseline.sshd_config(plan.host("msg-caen-1")).replace(baseline.SSHD_HOST_KEY, str(key)))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd -T insists on its privsep directory
     result = subprocess.run(
         ["/usr/sbin/sshd", "-T", "-f", str(config)], capture_output=True, text=True, check=False
     )
@@ -171,3 +167,25 @@ def test_cloud_host_checks_the_declared_controller_address(plan: Plan) -> None:
     assert [f.rule for f in lockouts(plan, [host], controller_address="203.0.113.9")] == ["RELAIS-SAFETY-02"]
     nobody = host.model_copy(update={"firewall": []})
     assert "from nobody" in lockouts(plan, [nobody])[0].message
+
+
+# --------------------------------------------------------------------------- facts of the deploy
+
+
+def test_deploy_facts_process_real_outputs() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from deploys.harden import facts
+
+    assert facts.LiveSysctls().process(["net.ipv4.ip_forward = 0", "net.ipv4.ip_local_port_range = 32768\t65535",
+                                        "garbage"]) == {"net.ipv4.ip_forward": "0",
+                                                        "net.ipv4.ip_local_port_range": "32768 65535"}
+    assert facts.NftablesDrift().process(["same"]) is False
+    assert facts.NftablesDrift().process(["drift"]) is True
+    assert "cmp -s - /var/lib/relais/nftables.applied" in facts.NftablesDrift().command("relais")
+    assert facts.StatOverrides().process(["root root 700 /usr/bin/x86_64-linux-gnu-as"]) == {
+        "/usr/bin/x86_64-linux-gnu-as": "root root 700"}
+    assert facts.PendingUpgrades().process(["3"]) == 3 and facts.PendingUpgrades().process([""]) == 0
+    assert facts.MountOptions().process(["rw,nosuid,nodev,noexec"]) == "rw,nosuid,nodev,noexec"
+    assert facts.EnabledUnits().process(["cups.service", ""]) == ["cups.service"]

@@ -125,9 +125,11 @@ def test_a_current_waiver_turns_a_failure_into_waived(shipped_plan: Plan) -> Non
 
 
 def test_a_star_waiver_covers_every_subject(shipped_plan: Plan) -> None:
-    plan = waive(shipped_plan.model_copy(update={"admins": []}), ("ANSSI-SSH-15", "*", "2030-01-01"))
+    # No operator: both the ANSSI rule and the lockout guard fire; '*' waives each everywhere.
+    plan = waive(shipped_plan.model_copy(update={"admins": []}), ("ANSSI-SSH-15", "*", "2030-01-01"),
+                 ("RELAIS-SAFETY-01", "*", "2030-01-01"))
     report = check_plan(plan, today=TODAY)
-    assert [f.status for f in report.not_passed()] == [Status.WAIVED]
+    assert [f.status for f in report.not_passed()] == [Status.WAIVED, Status.WAIVED]
 
 
 def test_an_expired_waiver_no_longer_applies_and_is_reported(shipped_plan: Plan) -> None:

@@ -24,7 +24,7 @@ from relais.plan import Plan
 from relais.probes.matrix import deliver, logged_in
 from relais.probes.net import ProbeContext
 from relais.secrets import SecretStore, init_key_file
-from tests.lab.test_backup import cli, cli_json, deploy_concerns, sh
+from tests.lab_pending.test_backup import cli, cli_json, deploy_concerns, sh
 
 CONCERNS = ("base", "tls", "database", "matrix", "proxy", "backup")
 
