@@ -336,8 +336,15 @@ def test_settings_from_a_monitoring_section(tmp_path: Path) -> None:
         load_settings(path)
 
 
-def test_certificate_expiry_job(tmp_path: Path) -> None:
-    certificate = Path("inventory/pki/certs/caen.fr.crt").resolve()
+def test_certificate_expiry_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from relais.pki import Pki
+    from relais.secrets import SecretStore
+
+    monkeypatch.setenv("RELAIS_VAULT_PASSWORD", "test-vault-password-for-pki")
+    store = SecretStore.open(tmp_path / "inventory")
+    chain, _ = Pki(tmp_path / "inventory", store, "Test").certificate("caen.fr", ["caen.fr"])
+    certificate = tmp_path / "caen.fr.crt"
+    certificate.write_text(chain.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
     (tmp_path / "tls" / "caen.fr").mkdir(parents=True)
     shutil.copy(certificate, tmp_path / "tls" / "caen.fr" / "fullchain.pem")
     (tmp_path / "out").mkdir()
