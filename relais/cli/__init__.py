@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from relais.cli import (
+    agents,
     backup,
     check,
     communes,
@@ -21,11 +22,13 @@ from relais.cli import (
     onboarding,
     plan,
     portal,
+    probe,
     provision,
     register,
     requests,
     secrets,
     status,
+    tenant,
     validate,
 )
 from relais.cli.context import State, default_inventory
@@ -65,6 +68,9 @@ app.add_typer(backup.app, name="backup")
 app.command("check")(check.command)
 app.command("drift")(drift.command)
 app.command("status")(status.command)
+app.command("probe")(probe.command)
+app.add_typer(agents.app, name="agents")
+app.add_typer(tenant.app, name="tenant")
 app.command("register")(register.command)
 app.add_typer(communes.app, name="communes")
 app.add_typer(secrets.app, name="secrets")
