@@ -21,7 +21,9 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deploys.harden.facts import (
     EnabledUnits,
+    FileModes,
     LiveSysctls,
+    LoginDefs,
     MountOptions,
     NftablesDrift,
     PendingUpgrades,
@@ -287,12 +289,17 @@ def monitoring(ctx: HostContext) -> None:
 
 @deploy("Hardening: accounts, sudo and files")
 def accounts(ctx: HostContext) -> None:
-    for key, value in baseline.LOGIN_DEFS:
-        files.line(
-            name=f"ANSSI-BP028-R31/R36/R68: login.defs {key}",
-            path="/etc/login.defs",
-            line=f"^{key}[[:space:]]",
-            replace=f"{key}\t{value}",
+    current = host.get_fact(LoginDefs, keys=tuple(k for k, _ in baseline.LOGIN_DEFS)) or {}
+    wrong = [(k, v) for k, v in baseline.LOGIN_DEFS if current.get(k) != v]
+    if wrong:
+        server.shell(
+            name="ANSSI-BP028-R31/R36/R68: login.defs (password ageing, umask, hashing)",
+            commands=[
+                f"sed -i 's/^{k}[[:space:]].*/{k}\t{v}/' /etc/login.defs"
+                if k in current
+                else f"printf '%s\\t%s\\n' {k} {v} >> /etc/login.defs"
+                for k, v in wrong
+            ],
         )
     files.put(
         name="ANSSI-BP028-R36: umask 027 for login shells",
@@ -325,50 +332,30 @@ def accounts(ctx: HostContext) -> None:
         user="root",
         group="root",
     )
-    for login in sorted({DEPLOY_USER, *(a.login for a in ctx.plan.admins)}):
-        files.directory(
-            name=f"ANSSI-BP028-R50: home of {login} is private",
-            path=f"/home/{login}",
-            mode="750",
-            user=login,
-            group=login,
+    for path in ("/etc/at.allow", "/etc/cron.allow"):
+        files.put(
+            name=f"ANSSI-BP028-R50: {path} (root only)",
+            src=StringIO("root\n"),
+            dest=path,
+            mode="600",
+            user="root",
+            group="root",
         )
-    for item in baseline.SENSITIVE_FILES:
-        if item.path in ("/etc/at.allow", "/etc/cron.allow"):
-            files.put(
-                name=f"ANSSI-BP028-R50: {item.path} (root only)",
-                src=StringIO("root\n"),
-                dest=item.path,
-                mode=f"{item.mode:o}",
-                user=item.owner,
-                group=item.group,
-            )
-        elif item.path.startswith(
-            ("/etc/cron.", "/etc/sudoers.d", "/root", "/etc/security/limits.d", "/var/log/journal")
-        ):
-            files.directory(
-                name=f"ANSSI-BP028-R50: permissions of {item.path}",
-                path=item.path,
-                mode=f"{item.mode:o}",
-                user=item.owner,
-                group=item.group,
-            )
-        elif item.path in (
-            "/etc/shadow",
-            "/etc/gshadow",
-            "/etc/passwd",
-            "/etc/group",
-            "/etc/sudoers",
-            "/etc/crontab",
-            baseline.SSHD_HOST_KEY,
-        ):
-            files.file(
-                name=f"ANSSI-BP028-R50: permissions of {item.path}",
-                path=item.path,
-                mode=f"{item.mode:o}",
-                user=item.owner,
-                group=item.group,
-            )
+    # One fact and at most one operation for every sensitive file: a no-op deploy stays fast.
+    homes = [
+        baseline.FileMode(f"/home/{login}", 0o750, login, login)
+        for login in sorted({DEPLOY_USER, *(a.login for a in ctx.plan.admins)})
+    ]
+    wanted = [*baseline.SENSITIVE_FILES, *homes]
+    live = host.get_fact(FileModes, paths=tuple(w.path for w in wanted)) or {}
+    fixes = []
+    for want in wanted:
+        found = live.get(want.path)
+        if found is not None and not want.satisfied_by(*found):
+            path = shlex.quote(want.path)
+            fixes.append(f"chown {want.owner}:{want.group} {path} && chmod {want.mode:o} {path}")
+    if fixes:
+        server.shell(name="ANSSI-BP028-R50: restrict the sensitive files and homes", commands=fixes)
 
 
 def steps(ctx: HostContext) -> list[object]:

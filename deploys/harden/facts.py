@@ -92,3 +92,33 @@ class MountOptions(FactBase[str]):
 
     def process(self, output: list[str]) -> str:
         return ",".join(line.strip() for line in output if line.strip())
+
+
+class FileModes(FactBase[dict[str, tuple[int, str, str] | None]]):
+    """Mode, owner and group of each path (None: missing), in one command."""
+
+    def command(self, paths: tuple[str, ...]) -> str:
+        names = " ".join(shlex.quote(p) for p in paths)
+        return f'for f in {names}; do stat -c \'%n|%a|%U|%G\' "$f" 2>/dev/null || echo "$f|missing"; done'
+
+    def process(self, output: list[str]) -> dict[str, tuple[int, str, str] | None]:
+        from relais.audit.facts import parse_stat
+
+        return {
+            path: (s.mode, s.owner, s.group) if s.exists else None for path, s in parse_stat(output).items()
+        }
+
+
+class LoginDefs(FactBase[dict[str, str]]):
+    """The values of `keys` set in /etc/login.defs (the first line of each wins, as for login)."""
+
+    def command(self, keys: tuple[str, ...]) -> str:
+        return f"grep -E '^({'|'.join(keys)})[[:space:]]' /etc/login.defs || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) >= 2:
+                values.setdefault(parts[0], parts[1])
+        return values

@@ -189,3 +189,16 @@ def test_deploy_facts_process_real_outputs() -> None:
     assert facts.PendingUpgrades().process(["3"]) == 3 and facts.PendingUpgrades().process([""]) == 0
     assert facts.MountOptions().process(["rw,nosuid,nodev,noexec"]) == "rw,nosuid,nodev,noexec"
     assert facts.EnabledUnits().process(["cups.service", ""]) == ["cups.service"]
+
+
+def test_file_modes_and_login_defs_facts() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from deploys.harden import facts
+
+    modes = facts.FileModes().process(["/etc/shadow|640|root|shadow", "/etc/at.allow|missing"])
+    assert modes == {"/etc/shadow": (0o640, "root", "shadow"), "/etc/at.allow": None}
+    assert "stat -c" in facts.FileModes().command(("/etc/shadow",))
+    assert facts.LoginDefs().process(["UMASK\t\t022", "UMASK 027", "PASS_MAX_DAYS\t99999"]) == {
+        "UMASK": "022", "PASS_MAX_DAYS": "99999"}
