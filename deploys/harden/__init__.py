@@ -10,9 +10,11 @@ skipped silently. See docs/hardening.md.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from io import StringIO
+from typing import Any
 
 from pyinfra.api.deploy import deploy
 from pyinfra.context import host
@@ -21,6 +23,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deploys.harden.facts import (
     EnabledUnits,
+    FileDigests,
     FileModes,
     LiveSysctls,
     LoginDefs,
@@ -38,9 +41,69 @@ LAB_WRITABLE_SYSCTLS = ("net.",)
 """In a container only the network namespace's sysctls are writable (docs/architecture.md)."""
 
 
+class _Unchanged:
+    """What `put` returns for a file already as wanted: no operation, nothing changed."""
+
+    @staticmethod
+    def did_change() -> bool:
+        return False
+
+
+MANAGED_FILES = (
+    "/etc/needrestart/conf.d/relais.conf",
+    baseline.SSHD_CONFIG,
+    "/etc/issue.net",
+    "/etc/issue",
+    baseline.SYSCTL_CONF,
+    f"/etc/systemd/system/{MODULES_LOCK}",
+    "/etc/default/grub.d/relais-anssi.cfg",
+    "/etc/modprobe.d/relais-blacklist.conf",
+    "/etc/security/limits.d/relais-core.conf",
+    "/etc/systemd/coredump.conf.d/relais.conf",
+    baseline.NFT_CONF,
+    "/etc/fail2ban/jail.local",
+    *(f"/etc/systemd/system/{unit}.d/relais-container.conf" for unit in baseline.CONTAINER_SKIPPED_UNITS),
+    "/etc/default/sysstat",
+    "/etc/audit/rules.d/relais.rules",
+    "/etc/profile.d/relais-umask.sh",
+    "/etc/profile.d/relais-timeout.sh",
+    "/etc/sudoers.d/00-relais-defaults",
+    "/etc/at.allow",
+    "/etc/cron.allow",
+)
+"""Every file the hardening writes: their digests are read in one command (FileDigests), so a
+no-op deploy adds no operation for them (pyinfra's files.put costs several commands each)."""
+
+
+def put(
+    name: str,
+    src: StringIO,
+    dest: str,
+    mode: str,
+    user: str = "root",
+    group: str = "root",
+    create_remote_dir: bool = True,
+) -> Any:
+    """files.put, added only when the file's content, mode or owner differ."""
+    content = src.getvalue()
+    if dest in MANAGED_FILES:
+        live = (host.get_fact(FileDigests, paths=MANAGED_FILES) or {}).get(dest)
+        if live == (hashlib.sha1(content.encode()).hexdigest(), mode, user, group):
+            return _Unchanged()
+    return files.put(
+        name=name,
+        src=StringIO(content),
+        dest=dest,
+        mode=mode,
+        user=user,
+        group=group,
+        create_remote_dir=create_remote_dir,
+    )
+
+
 @deploy("Hardening: packages")
 def packages(ctx: HostContext) -> None:
-    files.put(
+    put(
         name="ANSSI-BP028-R61: needrestart lists, never restarts by itself",
         src=StringIO(f"# {baseline.MANAGED}\n$nrconf{{restart}} = 'l';\n"),
         dest="/etc/needrestart/conf.d/relais.conf",
@@ -99,7 +162,7 @@ def packages(ctx: HostContext) -> None:
 
 @deploy("Hardening: SSH")
 def ssh(ctx: HostContext) -> None:
-    config = files.put(
+    config = put(
         name="ANSSI-SSH-01..16: sshd_config (keys only, admins group, no forwarding, modern algorithms)",
         src=StringIO(baseline.sshd_config(ctx.host)),
         dest=baseline.SSHD_CONFIG,
@@ -107,10 +170,10 @@ def ssh(ctx: HostContext) -> None:
         user="root",
         group="root",
     )
-    banner = files.put(
+    banner = put(
         name="ANSSI-SSH: login banner", src=StringIO(baseline.BANNER), dest="/etc/issue.net", mode="644"
     )
-    files.put(name="ANSSI-SSH: local banner", src=StringIO(baseline.BANNER), dest="/etc/issue", mode="644")
+    put(name="ANSSI-SSH: local banner", src=StringIO(baseline.BANNER), dest="/etc/issue", mode="644")
     server.shell(name="ANSSI-SSH: check the sshd configuration", commands=["sshd -t"], _if=config.did_change)
     systemd.service(
         name="ANSSI-SSH: reload sshd",
@@ -123,7 +186,7 @@ def ssh(ctx: HostContext) -> None:
 @deploy("Hardening: kernel and network")
 def kernel(ctx: HostContext) -> None:
     expectations = baseline.sysctls(ctx.host)
-    files.put(
+    put(
         name="ANSSI-BP028-R9..R14: persist the sysctls",
         src=StringIO(baseline.sysctl_conf(ctx.host)),
         dest=baseline.SYSCTL_CONF,
@@ -144,7 +207,7 @@ def kernel(ctx: HostContext) -> None:
             name=f"{rule}: apply the sysctls",
             commands=["sysctl -q -w " + " ".join(shlex.quote(a) for a in assignments)],
         )
-    lock = files.put(
+    lock = put(
         name="ANSSI-BP028-R10: forbid loading modules once the firewall is up",
         src=StringIO(baseline.MODULES_LOCK_UNIT),
         dest=f"/etc/systemd/system/{MODULES_LOCK}",
@@ -158,26 +221,26 @@ def kernel(ctx: HostContext) -> None:
             name="ANSSI-BP028-R10: enable the module lock at boot",
             commands=[f"systemctl enable {MODULES_LOCK}"],
         )
-    files.put(
+    put(
         name="ANSSI-BP028-R7/R8: kernel command line (IOMMU, memory)",
         src=StringIO(baseline.grub_cmdline()),
         dest="/etc/default/grub.d/relais-anssi.cfg",
         mode="644",
         create_remote_dir=True,
     )
-    files.put(
+    put(
         name="ANSSI-BP028-R80: unused storage and protocols cannot be loaded",
         src=StringIO(baseline.MODPROBE_BLACKLIST),
         dest="/etc/modprobe.d/relais-blacklist.conf",
         mode="644",
     )
-    files.put(
+    put(
         name="ANSSI-BP028-R14: no core dumps (limits)",
         src=StringIO(baseline.CORE_DUMPS_LIMITS),
         dest="/etc/security/limits.d/relais-core.conf",
         mode="644",
     )
-    files.put(
+    put(
         name="ANSSI-BP028-R14: no core dumps (systemd)",
         src=StringIO(baseline.CORE_DUMPS_SYSTEMD),
         dest="/etc/systemd/coredump.conf.d/relais.conf",
@@ -189,7 +252,7 @@ def kernel(ctx: HostContext) -> None:
 @deploy("Hardening: firewall")
 def firewall(ctx: HostContext) -> None:
     ruleset = baseline.nft_ruleset(ctx.plan, ctx.host)
-    conf = files.put(
+    conf = put(
         name="ANSSI-FW-01..04: nftables ruleset from the Plan (default drop inbound)",
         src=StringIO(ruleset),
         dest=baseline.NFT_CONF,
@@ -214,7 +277,7 @@ def firewall(ctx: HostContext) -> None:
 @deploy("Hardening: fail2ban and auditd")
 def monitoring(ctx: HostContext) -> None:
     controller = baseline.controller_address(ctx.plan, ctx.host, os.environ.get("RELAIS_CONTROLLER_ADDRESS"))
-    jail = files.put(
+    jail = put(
         name="ANSSI-BP028-R79: fail2ban jail for sshd",
         src=StringIO(baseline.fail2ban_jail(controller)),
         dest="/etc/fail2ban/jail.local",
@@ -230,7 +293,7 @@ def monitoring(ctx: HostContext) -> None:
         _if=jail.did_change,
     )
     dropins = [
-        files.put(
+        put(
             name=f"ANSSI-BP028-R73: {unit} is skipped, not failed, in a container",
             src=StringIO(baseline.AUDITD_CONTAINER_DROPIN),
             dest=f"/etc/systemd/system/{unit}.d/relais-container.conf",
@@ -250,7 +313,7 @@ def monitoring(ctx: HostContext) -> None:
             commands=["systemctl reset-failed " + " ".join(baseline.CONTAINER_SKIPPED_UNITS) + " || true"],
             _if=dropin_changed,
         )
-    sysstat = files.put(
+    sysstat = put(
         name="ANSSI-BP028-R73: system activity accounting (sysstat)",
         src=StringIO(baseline.SYSSTAT_DEFAULT),
         dest="/etc/default/sysstat",
@@ -269,7 +332,7 @@ def monitoring(ctx: HostContext) -> None:
         restarted=True,
         _if=sysstat.did_change,
     )
-    rules = files.put(
+    rules = put(
         name="ANSSI-BP028-R73: auditd ruleset",
         src=StringIO(baseline.AUDIT_RULES),
         dest="/etc/audit/rules.d/relais.rules",
@@ -301,7 +364,7 @@ def accounts(ctx: HostContext) -> None:
                 for k, v in wrong
             ],
         )
-    files.put(
+    put(
         name="ANSSI-BP028-R36: umask 027 for login shells",
         src=StringIO(f"# {baseline.MANAGED}\numask 027\n"),
         dest="/etc/profile.d/relais-umask.sh",
@@ -318,13 +381,13 @@ def accounts(ctx: HostContext) -> None:
             name="ANSSI-BP028-R28: remount /dev/shm nodev,nosuid,noexec",
             commands=["mount -o remount,nodev,nosuid,noexec /dev/shm"],
         )
-    files.put(
+    put(
         name="ANSSI-BP028-R32: idle sessions end",
         src=StringIO(baseline.SESSION_TIMEOUT),
         dest="/etc/profile.d/relais-timeout.sh",
         mode="644",
     )
-    files.put(
+    put(
         name="ANSSI-BP028-R39..R43: sudo defaults",
         src=StringIO(baseline.sudoers_defaults()),
         dest="/etc/sudoers.d/00-relais-defaults",
@@ -333,7 +396,7 @@ def accounts(ctx: HostContext) -> None:
         group="root",
     )
     for path in ("/etc/at.allow", "/etc/cron.allow"):
-        files.put(
+        put(
             name=f"ANSSI-BP028-R50: {path} (root only)",
             src=StringIO("root\n"),
             dest=path,
@@ -351,9 +414,14 @@ def accounts(ctx: HostContext) -> None:
     fixes = []
     for want in wanted:
         found = live.get(want.path)
-        if found is not None and not want.satisfied_by(*found):
-            path = shlex.quote(want.path)
-            fixes.append(f"chown {want.owner}:{want.group} {path} && chmod {want.mode:o} {path}")
+        path = shlex.quote(want.path)
+        fix = f"chown {want.owner}:{want.group} {path} && chmod {want.mode:o} {path}"
+        if found is None:
+            # Not there yet on a fresh host (a home the base deploy creates, cron's directories
+            # installed above): fixed once this run has created it.
+            fixes.append(f"if [ -e {path} ]; then {fix}; fi")
+        elif not want.satisfied_by(*found):
+            fixes.append(fix)
     if fixes:
         server.shell(name="ANSSI-BP028-R50: restrict the sensitive files and homes", commands=fixes)
 

@@ -122,3 +122,25 @@ class LoginDefs(FactBase[dict[str, str]]):
             if len(parts) >= 2:
                 values.setdefault(parts[0], parts[1])
         return values
+
+
+class FileDigests(FactBase[dict[str, tuple[str, str, str, str] | None]]):
+    """SHA-1, mode, owner and group of each regular file (None: missing), in one command."""
+
+    def command(self, paths: tuple[str, ...]) -> str:
+        names = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f'for f in {names}; do if [ -f "$f" ]; then '
+            'echo "$f|$(sha1sum < "$f" | cut -d\' \' -f1)|$(stat -c \'%a|%U|%G\' "$f")"; '
+            'else echo "$f|missing"; fi; done'
+        )
+
+    def process(self, output: list[str]) -> dict[str, tuple[str, str, str, str] | None]:
+        found: dict[str, tuple[str, str, str, str] | None] = {}
+        for line in output:
+            parts = line.split("|")
+            if len(parts) == 5:
+                found[parts[0]] = (parts[1], parts[2], parts[3], parts[4])
+            elif len(parts) == 2:
+                found[parts[0]] = None
+        return found

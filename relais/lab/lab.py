@@ -257,6 +257,12 @@ class Lab:
                 changed(f"host {host.name} started ({host.address})")
         if network.set_etc_hosts(spec):
             changed("lab host names added to /etc/hosts")
+        for header in config.other_instances_declaring(network.ETC_HOSTS.read_text(), spec):
+            self.reporter.warn(
+                f"/etc/hosts also names these hosts in another lab's block ({header.split(':')[0][2:]}); "
+                "this lab's names come first. Bring the other lab down when done with it "
+                "(RELAIS_LAB_INSTANCE=<name> relais lab down)."
+            )
         self._write_record(spec, None)
         return changes
 

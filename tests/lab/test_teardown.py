@@ -51,7 +51,7 @@ def test_down_leaves_nothing_behind(lab: Lab, plan: Plan) -> None:
     # mounts, rules, names, state
     assert [m for m in mounts() if m.target.startswith(state)] == []
     nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-    assert NFT_TABLE not in nft
+    assert f"table inet {NFT_TABLE}" not in nft.splitlines()
     assert HOSTS_BEGIN not in Path("/etc/hosts").read_text()
     assert not lab.paths.hosts_dir.exists() and not lab.paths.record.exists()
 

@@ -202,3 +202,15 @@ def test_file_modes_and_login_defs_facts() -> None:
     assert "stat -c" in facts.FileModes().command(("/etc/shadow",))
     assert facts.LoginDefs().process(["UMASK\t\t022", "UMASK 027", "PASS_MAX_DAYS\t99999"]) == {
         "UMASK": "022", "PASS_MAX_DAYS": "99999"}
+
+
+def test_file_digests_fact() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from deploys.harden import MANAGED_FILES, facts
+
+    out = ["/etc/issue|da39a3ee5e6b4b0d3255bfef95601890afd80709|644|root|root", "/etc/at.allow|missing"]
+    assert facts.FileDigests().process(out) == {
+        "/etc/issue": ("da39a3ee5e6b4b0d3255bfef95601890afd80709", "644", "root", "root"), "/etc/at.allow": None}
+    assert baseline.SSHD_CONFIG in MANAGED_FILES and baseline.NFT_CONF in MANAGED_FILES

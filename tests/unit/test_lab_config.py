@@ -223,3 +223,23 @@ def test_known_hosts_and_ssh_config() -> None:
 def test_remote_command() -> None:
     assert config.remote_command(["echo $HOME"]) == "echo $HOME"
     assert config.remote_command(["echo", "a b", "$x"]) == "echo 'a b' '$x'"
+
+
+def test_etc_hosts_block_goes_before_another_lab_instance_declaring_the_same_names() -> None:
+    other = (
+        "# BEGIN relais lab c: managed by `relais lab up`, removed by `relais lab down`\n"
+        "10.81.0.21\tbackup-rouen.infra.messagerie.normandie.example backup-rouen\n"
+        "# END relais lab c\n"
+    )
+    original = "127.0.0.1 localhost\n" + other
+    lab = spec()
+    updated = config.replace_managed_block(original, config.etc_hosts_block(lab))
+    # the resolver reads top down: this lab's address is the one the names resolve to
+    assert updated.index("10.77.0.21") < updated.index("10.81.0.21")
+    assert updated.endswith(other)
+    assert config.other_instances_declaring(updated, lab) == [other.splitlines()[0]]
+    assert config.other_instances_declaring(config.replace_managed_block(original, None), lab) == [
+        other.splitlines()[0]
+    ]
+    unrelated = other.replace("backup-rouen.infra.messagerie.normandie.example backup-rouen", "x.example x")
+    assert config.other_instances_declaring(unrelated, lab) == []
