@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -14,21 +15,40 @@ from relais.deploy.targets import select_hosts
 
 
 class RichReporter(Reporter):
+    """Progress bars on a terminal; on a log (CI, redirected output) one line per step, per
+    changed or failed operation, as Ansible's and pyinfra's own outputs do."""
+
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.log = not progress.console.is_terminal
         self.tasks: dict[str, TaskID] = {}
         self.changed: dict[str, int] = {}
 
+    def preparing(self, host: str, step: str) -> None:
+        if self.log:
+            self.progress.console.print(f"{host}: reading facts for {step}", highlight=False)
+        else:
+            if host not in self.tasks:
+                self.tasks[host] = self.progress.add_task(host, total=None)
+            self.progress.update(self.tasks[host], description=f"{host}: reading facts for {step}"[:90])
+
     def host_started(self, host: str, operations: int) -> None:
-        self.tasks[host] = self.progress.add_task(host, total=operations)
+        if self.log:
+            self.progress.console.print(f"{host}: {operations} operation(s) to run", highlight=False)
+        if host in self.tasks:
+            self.progress.update(self.tasks[host], total=operations, completed=0, description=host)
+        else:
+            self.tasks[host] = self.progress.add_task(host, total=operations)
         self.changed[host] = 0
 
     def operation_done(self, host: str, name: str, changed: bool, success: bool) -> None:
         if host in self.tasks:
             self.changed[host] += int(changed)
             mark = "[red]failed[/] " if not success else ("[yellow]changed[/] " if changed else "")
+            if self.log and mark:
+                self.progress.console.print(f"{host}: {mark}{escape(name)}", highlight=False)
             self.progress.update(self.tasks[host], advance=1,
-                                 description=f"{host}: {mark}{name}"[:90])
+                                 description=f"{host}: {mark}{escape(name)}"[:90])
 
     def message(self, text: str) -> None:
         self.progress.console.print(text)

@@ -84,6 +84,7 @@ class DeployReport:
 class Reporter:
     """Progress of a deploy; the CLI plugs a rich display in, tests a silent one."""
 
+    def preparing(self, host: str, step: str) -> None: ...
     def host_started(self, host: str, operations: int) -> None: ...
     def operation_done(self, host: str, name: str, changed: bool, success: bool) -> None: ...
     def message(self, text: str) -> None: ...
@@ -126,8 +127,10 @@ def run_deploy(
         @staticmethod
         def operation_host_success(state: State, host: Any, op_hash: str, retry_count: int = 0) -> None:
             # pyinfra marks the operation complete after its callbacks: show the predicted change.
-            meta = state.get_op_data_for_host(host, op_hash).operation_meta
-            progress.operation_done(host.name, op_name(host.name, op_hash), bool(meta._maybe_is_change), True)
+            op_data = state.get_op_data_for_host(host, op_hash)
+            changed = bool(op_data.operation_meta._maybe_is_change) and _condition_held(
+                op_data.global_arguments.get("_if"))
+            progress.operation_done(host.name, op_name(host.name, op_hash), changed, True)
 
         @staticmethod
         def operation_host_error(state: State, host: Any, op_hash: str, retry_count: int = 0,
@@ -158,6 +161,7 @@ def run_deploy(
         before = {h: set(m.names) for h, m in state.op_meta.items()}
         try:
             for func in deploys_for(ctx):
+                progress.preparing(name, getattr(func, "deploy_name", func.__name__))
                 add_deploy(state, func, ctx, host=host)
         except (PyinfraError, OSError) as exc:
             reports[name].error = f"preparing the deploy failed: {exc}"
@@ -210,6 +214,13 @@ def run_deploy(
                 None if success else _error_text(meta)))
     disconnect_all(state)
     return DeployReport(False, list(reports.values()))
+
+
+def _condition_held(conditions: Any) -> bool:
+    """Whether an operation guarded by `_if` ran (pyinfra evaluates the same conditions)."""
+    if isinstance(conditions, list):
+        return all(condition() for condition in conditions)
+    return conditions() if callable(conditions) else True
 
 
 def _error_text(meta: Any) -> str:

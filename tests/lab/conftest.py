@@ -5,6 +5,7 @@ fail (they are never skipped) when those are missing, with the lab's own message
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,13 +38,16 @@ def plan() -> Plan:
 
 @pytest.fixture(scope="session")
 def lab_up(plan: Plan) -> Iterator[tuple[Lab, UpResult]]:
-    """The example region's lab, up for the whole session; down afterwards, whatever happened."""
+    """The example region's lab, up for the whole session; down afterwards, whatever happened
+    (unless RELAIS_LAB_KEEP=1, for a developer who goes on with it; tests/lab's teardown test
+    takes it down in any case)."""
     lab = Lab(plan, reporter=RichReporter())
     try:
         result = lab.up()
         yield lab, result
     finally:
-        lab.down()
+        if os.environ.get("RELAIS_LAB_KEEP") != "1":
+            lab.down()
 
 
 @pytest.fixture(scope="session")

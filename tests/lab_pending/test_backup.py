@@ -1,23 +1,17 @@
 """Backups on real lab hosts: borg over SSH to a backup host of the other site, restores into a
 fresh database then a swap, an interrupted run, the backup host unreachable.
 
-The database here is one this test creates on msg-rouen-1 (PostgreSQL from Debian, a table
-`events` shaped like Synapse's for the message count), so everything but Synapse itself is
-exercised even before deploys/database and deploys/matrix exist; the Matrix end-to-end test
-(test_backup_matrix.py) needs those deploys.
-
-Deploys run here: base, tls and backup (harden closes SSH to the `admins` group: the borg
-account needs its group allowed on backup hosts, see docs/backups.md).
+Everything runs on the deployed region (the `deployed` fixture: every concern): the tenant
+is Rouen's real homeserver on msg-rouen-1 (Synapse on PostgreSQL, backed up to mon-caen in
+Caen); its messages are sent by a real Matrix client (matrix-nio) through the proxy.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,33 +20,17 @@ from typer.testing import CliRunner
 from relais.backup.jobs import find_job
 from relais.cli.backup import app
 from relais.cli.context import State, default_inventory
-from relais.deploy.hosts import build_context, load_deploys
-from relais.deploy.runner import DeployReport, run_deploy
-from relais.deploy.targets import resolve
+from relais.deploy.runner import DeployReport
 from relais.lab import Lab
-from relais.plan import Plan
-from relais.secrets import init_key_file
+from relais.plan import Plan, PlannedTenant
+from relais.probes.matrix import deliver
+from relais.probes.net import ProbeContext
 
-CONCERNS = ("base", "tls", "backup")
 JOB = "76540"          # Rouen: dedicated homeserver on msg-rouen-1, backed up to mon-caen (Caen)
 HOST = "msg-rouen-1"
 DB = "synapse_76540"
 DATA = "/var/lib/relais/synapse/76540"
-MESSAGES = 42
-
-
-def deploy_concerns(plan: Plan, concerns: tuple[str, ...] = CONCERNS) -> DeployReport:
-    load_deploys()
-
-    def deploys_for(ctx: Any) -> list[Callable[..., object]]:
-        out: list[Callable[..., object]] = []
-        for name in concerns:
-            out += importlib.import_module(f"deploys.{name}").steps(ctx)
-        return out
-
-    inventory = default_inventory()
-    targets = [resolve(plan, h) for h in plan.lab_hosts()]
-    return run_deploy(plan, targets, deploys_for, lambda t: build_context(plan, t, inventory), dry=False)
+MESSAGE_COUNT = "SELECT count(*) FROM events WHERE type = 'm.room.message'"
 
 
 def cli(*args: str) -> Any:
@@ -75,38 +53,30 @@ def psql(lab: Lab, sql: str, db: str = DB) -> str:
     return done.stdout.strip()
 
 
+def rouen(plan: Plan) -> PlannedTenant:
+    return next(t for t in plan.tenants if t.id == JOB)
+
+
 @pytest.fixture(scope="module")
-def backups(lab: Lab, plan: Plan) -> DeployReport:
-    init_key_file()
-    first = deploy_concerns(plan)
-    failures = [(h.host, h.error, [o.as_dict() for o in h.operations if not o.success])
-                for h in first.hosts if h.failed]
-    assert first.ok, failures
-    # The tenant's database, made by the test (PostgreSQL from Debian through the lab's proxy).
-    script = rf"""set -e
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null
-runuser -u postgres -- psql -X -q -c "DROP DATABASE IF EXISTS {DB}"
-runuser -u postgres -- psql -X -q -c "DO \$\$BEGIN CREATE ROLE {DB} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$"
-runuser -u postgres -- createdb -O {DB} {DB}
-runuser -u postgres -- psql -X -q -d {DB} -c "CREATE TABLE events (event_id text PRIMARY KEY, type text, body text)" \
-  -c "CREATE TABLE e2e_one_time_keys_json (key_id text)" -c "ALTER TABLE events OWNER TO {DB}" \
-  -c "INSERT INTO events SELECT 'e'||g, 'm.room.message', 'bonjour '||g FROM generate_series(1,{MESSAGES}) g" \
-  -c "INSERT INTO events VALUES ('s1', 'm.room.member', '')" -c "INSERT INTO e2e_one_time_keys_json VALUES ('otk')"
-rm -rf {DATA}* && mkdir -p {DATA}/media/local_content /etc/relais/synapse/76540
-echo photo > {DATA}/media/local_content/photo.jpg
-"""
-    done = sh(lab, HOST, script, timeout=600)
+def probe(plan: Plan, deployed: DeployReport) -> ProbeContext:
+    return ProbeContext.for_inventory(plan, default_inventory(), timeout=180)
+
+
+@pytest.fixture(scope="module")
+def backups(lab: Lab, plan: Plan, deployed: DeployReport, probe: ProbeContext) -> int:
+    """Rouen's homeserver holds real messages and a media file; returns its message count."""
+    tenant = rouen(plan)
+    assert deliver(probe, tenant.agents[0], tenant.agents[1]).delivered
+    done = sh(lab, HOST, f"install -d -o synapse-{JOB} -g synapse-{JOB} {DATA}/media/local_content && "
+                         f"echo photo > {DATA}/media/local_content/photo.jpg")
     assert done.returncode == 0, done.stderr
-    return first
+    # A one-time key: Synapse's backup documentation says never to restore them.
+    psql(lab, "INSERT INTO e2e_one_time_keys_json VALUES ('@test:x', 'DEV', 'signed_curve25519', "
+              "'otk', 0, '{}')")
+    return int(psql(lab, MESSAGE_COUNT))
 
 
-def test_second_deploy_changes_nothing(backups: DeployReport, plan: Plan) -> None:
-    again = deploy_concerns(plan)
-    changed = {h.host: [o.name for o in h.operations if o.changed] for h in again.hosts if h.changed}
-    assert again.ok and not changed, changed
-
-
-def test_secrets_never_on_disk_in_clear_outside_root_files(backups: DeployReport, lab: Lab) -> None:
+def test_secrets_never_on_disk_in_clear_outside_root_files(backups: int, lab: Lab) -> None:
     listing = sh(lab, HOST, "stat -c '%a %U %n' /etc/relais/backup/*").stdout.split("\n")
     modes = {line.split()[2]: line.split()[0] for line in listing if line}
     assert modes[f"/etc/relais/backup/{JOB}.passphrase"] == "600"
@@ -115,7 +85,7 @@ def test_secrets_never_on_disk_in_clear_outside_root_files(backups: DeployReport
     assert f'command="borg serve --append-only --restrict-to-path /srv/borg/{JOB}",restrict ssh-ed25519' in keys
 
 
-def test_timers_from_the_plan(backups: DeployReport, lab: Lab, plan: Plan) -> None:
+def test_timers_from_the_plan(backups: int, lab: Lab, plan: Plan) -> None:
     job = find_job(plan, JOB)
     timer = sh(lab, HOST, f"systemctl cat relais-backup-{JOB}.timer").stdout
     assert f"OnCalendar=*-*-* {job.backup.time}:00" in timer
@@ -125,19 +95,20 @@ def test_timers_from_the_plan(backups: DeployReport, lab: Lab, plan: Plan) -> No
     assert sh(lab, "mon-caen", "systemctl is-enabled relais-borg-compact.timer").stdout.strip() == "enabled"
 
 
-def test_run_then_restore_after_data_loss(backups: DeployReport, lab: Lab) -> None:
+def test_run_then_restore_after_data_loss(backups: int, lab: Lab) -> None:
     code, runs = cli_json("run", JOB)
     assert code == 0, runs
-    assert runs[0]["ok"] and runs[0]["message_count"] == MESSAGES
+    assert runs[0]["ok"] and runs[0]["message_count"] == backups
     # The prom file monitoring reads, with the metric names of relais/monitoring.
     prom = sh(lab, HOST, "cat /var/lib/prometheus/node-exporter/relais_backup.prom").stdout
     assert f'relais_backup_last_success_timestamp_seconds{{tenant="{JOB}"}}' in prom
     assert f'relais_backup_last_size_bytes{{tenant="{JOB}"}}' in prom
     # Disaster by hand: the database is dropped and the media deleted.
-    sh(lab, HOST, f"runuser -u postgres -- dropdb {DB} && rm -rf {DATA}/media")
+    sh(lab, HOST, f"systemctl stop synapse-{JOB}.service && runuser -u postgres -- dropdb {DB} "
+                  f"&& rm -rf {DATA}/media")
     restored = cli("restore", JOB, "--yes")
     assert restored.exit_code == 0, restored.output
-    assert psql(lab, "SELECT count(*) FROM events WHERE type = 'm.room.message'") == str(MESSAGES)
+    assert psql(lab, MESSAGE_COUNT) == str(backups)
     # One-time keys are never restored (Synapse's backup documentation).
     assert psql(lab, "SELECT count(*) FROM e2e_one_time_keys_json") == "0"
     assert sh(lab, HOST, f"cat {DATA}/media/local_content/photo.jpg").stdout.strip() == "photo"
@@ -147,26 +118,32 @@ def test_run_then_restore_after_data_loss(backups: DeployReport, lab: Lab) -> No
     assert finish.exit_code == 0, finish.output
 
 
-def test_restore_keeps_the_live_state_until_confirmed(backups: DeployReport, lab: Lab) -> None:
+def test_restore_keeps_the_live_state_until_confirmed(backups: int, lab: Lab, plan: Plan,
+                                                      probe: ProbeContext) -> None:
     assert cli("run", JOB).exit_code == 0
-    psql(lab, "INSERT INTO events VALUES ('late', 'm.room.message', 'after the backup')")
+    backed_up = int(psql(lab, MESSAGE_COUNT))
+    tenant = rouen(plan)
+    assert deliver(probe, tenant.agents[1], tenant.agents[0]).delivered  # after the backup
+    live = int(psql(lab, MESSAGE_COUNT))
+    assert live > backed_up
     declined = CliRunner().invoke(app, ["restore", JOB], input="n\n", obj=State(inventory=default_inventory()))
     assert declined.exit_code == 1
-    assert psql(lab, "SELECT count(*) FROM events WHERE type = 'm.room.message'") == str(MESSAGES + 1)
+    assert psql(lab, MESSAGE_COUNT) == str(live)
     assert cli("restore", JOB, "--yes").exit_code == 0
-    assert psql(lab, "SELECT count(*) FROM events WHERE type = 'm.room.message'") == str(MESSAGES)
+    assert psql(lab, MESSAGE_COUNT) == str(backed_up)
     databases = psql(lab, "SELECT datname FROM pg_database", db="postgres").split()
     before = [d for d in databases if d.startswith(f"{DB}_before_")]
     assert len(before) == 1
-    assert psql(lab, "SELECT count(*) FROM events WHERE type = 'm.room.message'", db=before[0]) == str(MESSAGES + 1)
+    assert psql(lab, MESSAGE_COUNT, db=before[0]) == str(live)
     assert cli("restore", JOB, "--rollback", "--yes").exit_code == 0
-    assert psql(lab, "SELECT count(*) FROM events WHERE type = 'm.room.message'") == str(MESSAGES + 1)
+    assert psql(lab, MESSAGE_COUNT) == str(live)
     assert not [d for d in psql(lab, "SELECT datname FROM pg_database", db="postgres").split()
                 if "_before_" in d or "_restore_" in d or "_failed_" in d]
-    psql(lab, "DELETE FROM events WHERE event_id = 'late'")
+    # the homeserver serves again after the rollback
+    assert deliver(probe, tenant.agents[0], tenant.agents[1]).delivered
 
 
-def test_append_only_key_cannot_delete(backups: DeployReport, lab: Lab) -> None:
+def test_append_only_key_cannot_delete(backups: int, lab: Lab) -> None:
     assert cli("run", JOB).exit_code == 0
     env = (f"BORG_RSH='ssh -i /etc/relais/backup/{JOB}.key -o IdentitiesOnly=yes "
            f"-o UserKnownHostsFile=/etc/relais/backup/known_hosts -o StrictHostKeyChecking=yes' "
@@ -183,7 +160,7 @@ def test_append_only_key_cannot_delete(backups: DeployReport, lab: Lab) -> None:
     assert int(segments) > 0
 
 
-def test_interrupted_backup_leaves_the_repository_consistent(backups: DeployReport, lab: Lab) -> None:
+def test_interrupted_backup_leaves_the_repository_consistent(backups: int, lab: Lab) -> None:
     # Enough data that borg is still running when it is killed.
     sh(lab, HOST, f"head -c 300M /dev/urandom > {DATA}/media/local_content/big.bin")
     started = sh(lab, HOST, f"systemd-run --unit=relais-test-kill --collect /usr/local/sbin/relais-backup run {JOB}")
@@ -214,7 +191,7 @@ def _bridge_link(host: str) -> str:
     return name
 
 
-def test_backup_host_unreachable_fails_clearly_and_recovers(backups: DeployReport, lab: Lab) -> None:
+def test_backup_host_unreachable_fails_clearly_and_recovers(backups: int, lab: Lab) -> None:
     link = _bridge_link("mon-caen")
     before = psql(lab, "SELECT count(*) FROM events")
     subprocess.run(["ip", "link", "set", link, "down"], check=True)
@@ -233,7 +210,7 @@ def test_backup_host_unreachable_fails_clearly_and_recovers(backups: DeployRepor
     assert code == 0 and runs[0]["ok"], runs
 
 
-def test_list_reports_every_job(backups: DeployReport, plan: Plan) -> None:
+def test_list_reports_every_job(backups: int, plan: Plan) -> None:
     code, listed = cli_json("list")
     assert code == 0
     by_job = {item["job"]: item for item in listed}

@@ -3,8 +3,7 @@ run`, the tenant's database is dropped and its media deleted by hand, `relais ba
 and the same messages are read again by a Matrix client (matrix-nio). Then the drill of every
 job reports RPO and RTO.
 
-Needs the Matrix concerns (deploys/database, deploys/matrix, deploys/proxy) as
-tests/lab/test_matrix.py deploys them, plus deploys/backup.
+Runs on the deployed region (the `deployed` fixture: every concern).
 """
 
 from __future__ import annotations
@@ -23,24 +22,11 @@ from relais.lab import Lab
 from relais.plan import Plan
 from relais.probes.matrix import deliver, logged_in
 from relais.probes.net import ProbeContext
-from relais.secrets import SecretStore, init_key_file
-from tests.lab_pending.test_backup import cli, cli_json, deploy_concerns, sh
-
-CONCERNS = ("base", "tls", "database", "matrix", "proxy", "backup")
+from tests.lab_pending.test_backup import cli, cli_json, sh
 
 
 @pytest.fixture(scope="module")
-def matrix_backups(lab: Lab, plan: Plan) -> DeployReport:
-    init_key_file()
-    SecretStore.open(default_inventory()).ensure_plan(plan)
-    report = deploy_concerns(plan, CONCERNS)
-    assert report.ok, [(h.host, h.error, [o.as_dict() for o in h.operations if not o.success])
-                       for h in report.hosts if h.failed]
-    return report
-
-
-@pytest.fixture(scope="module")
-def probe(plan: Plan, matrix_backups: DeployReport) -> ProbeContext:
+def probe(plan: Plan, deployed: DeployReport) -> ProbeContext:
     return ProbeContext.for_inventory(plan, default_inventory(), timeout=180)
 
 

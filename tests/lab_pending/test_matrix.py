@@ -7,11 +7,9 @@ host brings its homeservers back with their messages."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import shlex
 import socket
 import ssl
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,8 +19,8 @@ from nio import RoomInviteError, RoomMessagesResponse, RoomMessageText, SyncResp
 from yarl import URL
 
 from relais.cli.context import default_inventory
-from relais.deploy.hosts import REPO_ROOT, build_context
-from relais.deploy.runner import DeployReport, run_deploy
+from relais.deploy import deploy_plan
+from relais.deploy.runner import DeployReport
 from relais.deploy.targets import Target, resolve
 from relais.lab import Lab
 from relais.matrix.homeservers import homeservers, homeservers_on
@@ -30,39 +28,18 @@ from relais.plan import Plan, PlannedTenant
 from relais.probes import health
 from relais.probes.matrix import _session, deliver, logged_in, pick_pair, wait_for
 from relais.probes.net import ProbeContext, address_map
-from relais.secrets import SecretStore, init_key_file
 
-# The concerns a Matrix tenant needs; the full suite's `deployed` fixture runs every concern.
-CONCERNS = ("base", "tls", "database", "matrix", "proxy")
 RESULTS: dict[str, Any] = {}
 
 
 def deploy_matrix(plan: Plan) -> DeployReport:
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    inventory = default_inventory()
-
-    def deploys_for(ctx: Any) -> list[Any]:
-        return [f for name in CONCERNS for f in importlib.import_module(f"deploys.{name}").steps(ctx)]
-
+    """`relais deploy --limit` on the hosts of the homeservers (every concern)."""
     hosts = sorted({hs.host for hs in homeservers(plan)})
-    targets = [resolve(plan, plan.host(name)) for name in hosts]
-    return run_deploy(plan, targets, deploys_for, lambda t: build_context(plan, t, inventory), dry=False)
+    return deploy_plan(plan, default_inventory(), limit=hosts)
 
 
 @pytest.fixture(scope="module")
-def matrix_deployed(lab: Lab, plan: Plan) -> DeployReport:
-    init_key_file()
-    SecretStore.open(default_inventory()).ensure_plan(plan)  # as `relais secrets ensure`
-    report = deploy_matrix(plan)
-    failures = [(h.host, h.error, [o.as_dict() for o in h.operations if not o.success])
-                for h in report.hosts if h.failed]
-    assert report.ok, failures
-    return report
-
-
-@pytest.fixture(scope="module")
-def probe(plan: Plan, matrix_deployed: DeployReport) -> ProbeContext:
+def probe(plan: Plan, deployed: DeployReport) -> ProbeContext:
     return ProbeContext.for_inventory(plan, default_inventory(), timeout=180)
 
 
@@ -240,12 +217,6 @@ def test_hardened_configuration_and_no_registration_secret_left(plan: Plan, prob
         unit = on_host(plan, hs.host, f"systemctl show -p User,MemoryMax,NoNewPrivileges {hs.unit}")
         assert f"User={hs.unix_user}" in unit and "NoNewPrivileges=yes" in unit
         assert f"MemoryMax={hs.memory_limit_mib * 1024 * 1024}" in unit
-
-
-def test_second_deploy_changes_nothing(plan: Plan, matrix_deployed: DeployReport) -> None:
-    again = deploy_matrix(plan)
-    changed = {h.host: [o.name for o in h.operations if o.changed] for h in again.hosts if h.changed}
-    assert again.ok and not changed, changed
 
 
 @pytest.fixture

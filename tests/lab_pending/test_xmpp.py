@@ -64,13 +64,6 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def test_second_deploy_changes_nothing_on_xmpp_hosts(deployed: DeployReport, plan: Plan) -> None:
-    hosts = sorted({s.host for s in plan.xmpp_services})
-    again = deploy_plan(plan, default_inventory(), limit=hosts)
-    changed = {h.host: [o.name for o in h.operations if o.changed] for h in again.hosts if h.changed}
-    assert again.ok and not changed, changed
-
-
 def test_passwords_stay_off_command_lines_and_markers_are_root_only(deployed: DeployReport, lab: Lab,
                                                                     plan: Plan, store: SecretStore) -> None:
     for service in plan.xmpp_services:
