@@ -226,6 +226,8 @@ def plan_secret_refs(plan: Plan) -> list[SecretRef]:
     for host in plan.hosts:
         add(getattr(host, "secrets", None) or [])
     for tenant in plan.tenants:
+        if getattr(tenant, "status", None) == "offboarded":
+            continue  # erased with its data (crypto-shredding): never created again
         add(tenant.secrets)
         add(agent.password for agent in tenant.agents)
     if plan.shared_homeserver is not None:
@@ -496,6 +498,27 @@ class SecretStore:
                 if _ref_matches(ref, prefix):
                     found.append(SecretInfo(ref, entry.kind, entry.created))
         return sorted(found, key=lambda info: info.ref)
+
+    def destroy_owner(self, owner: str) -> builtins.list[str]:
+        """Delete one owner's encrypted file (e.g. `tenants/14118` when the tenant is offboarded);
+        returns the references it held. Idempotent: an absent file destroys nothing."""
+        segments = owner.strip("/").split("/")
+        if len(segments) != 2 or not all(_SEGMENT.fullmatch(s) for s in segments):
+            raise SecretsError(f"invalid secret owner {owner!r}",
+                               hint="expected two segments, e.g. tenants/14118")
+        owner = "/".join(segments)
+        with self._locked():
+            path = self._path(owner)
+            if not path.exists():
+                self._files.pop(owner, None)
+                return []
+            refs = sorted(f"{owner}/{name}" for name in self._load(owner).entries)
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise SecretsError(f"cannot delete {path}: {exc.strerror}") from None
+            self._files.pop(owner, None)
+            return refs
 
     def path_of(self, ref: str | SecretRef) -> Path:
         """The encrypted file that holds (or will hold) this secret."""
