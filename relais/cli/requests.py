@@ -260,7 +260,8 @@ def approve(
     if approval.placed:
         console.print(f"{tenant.commune} ({tenant.insee}): {tenant.flavor} {tenant.server_name} "
                       f"on host {tenant.host}; placement recorded in placements.lock")
-        console.print(f"next: `relais deploy` creates the tenant, then `relais onboarding {tenant.insee}`")
+        console.print(f"next: `relais tenant activate {tenant.insee}` deploys it, "
+                      f"then `relais onboarding {tenant.insee}`")
     else:
         console.warn(f"{tenant.insee} is approved but does not fit: {approval.reason}")
         raise typer.Exit(2)
