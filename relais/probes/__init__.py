@@ -17,9 +17,13 @@ from typing import Any, Literal
 from relais.plan import Plan, PlannedTenant
 from relais.probes.net import ProbeContext
 
-__all__ = ["Check", "ProbeContext", "TenantHealth", "health", "register", "registered_flavors"]
+__all__ = ["Aspect", "Check", "ProbeContext", "TenantHealth", "health", "register", "registered_flavors"]
 
 Status = Literal["ok", "failed", "skipped"]
+Aspect = Literal["service", "tls", "expiry", "registration", "admin"]
+"""What a check says of a tenant: its service answers, its certificate is trusted, it does not
+expire soon, registration is closed, the admin API is hidden. `relais drift` reports each
+aspect under its own rule."""
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    aspect: Aspect = "service"
 
 
 @dataclass

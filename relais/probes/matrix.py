@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,8 +31,9 @@ from nio import (  # type: ignore[import-untyped]
 )
 
 from relais.plan import PlannedAgent, PlannedTenant
-from relais.probes import Check, TenantHealth, register, service_address
-from relais.probes.net import ProbeContext, ProbeError
+from relais.probes import Aspect, Check, TenantHealth, register, service_address
+from relais.probes.net import ProbeContext, ProbeError, address_map
+from relais.probes.tls import tls_checks
 
 MATRIX_FLAVORS = ("matrix-dedicated", "matrix-shared")
 
@@ -50,18 +52,52 @@ async def _get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
             return response.status, text
 
 
+async def _post(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> tuple[int, Any]:
+    async with session.post(url, json=payload) as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+
+
+def registration_refused(status: int, body: Any) -> tuple[bool, str]:
+    """A closed homeserver refuses a registration attempt (Synapse: 403 M_FORBIDDEN, or the
+    proxy hides the endpoint: 404); 401 with authentication flows means it is open."""
+    code = body.get("errcode", "") if isinstance(body, dict) else ""
+    if status in (403, 404):
+        return True, f"HTTP {status} {code}".rstrip()
+    if status == 401 and isinstance(body, dict) and "flows" in body:
+        stages = sorted({s for f in body["flows"] if isinstance(f, dict) for s in f.get("stages", [])})
+        return False, f"HTTP 401: registration open (stages: {', '.join(stages) or 'none'})"
+    return False, f"HTTP {status} {code}: a closed homeserver answers 403".rstrip()
+
+
+def _connector(ctx: ProbeContext, name: str, port: int) -> Callable[[], socket.socket]:
+    address = address_map(ctx.plan).get(name)
+
+    def connect() -> socket.socket:
+        if address is None:
+            raise OSError(f"{name} is not a name of the Plan")
+        return socket.create_connection((address, port), timeout=min(ctx.timeout, 30.0))
+
+    return connect
+
+
 async def _health(ctx: ProbeContext, tenant: PlannedTenant) -> TenantHealth:
     name = tenant.server_name
-    checks: list[Check] = []
+    checks: list[Check] = await asyncio.to_thread(tls_checks, _connector(ctx, name, 443), name,
+                                                  ctx.ssl_context())
     async with _session(ctx) as session:
-        async def check(label: str, url: str, expect: Any) -> None:
+        async def check(label: str, url: str, expect: Any, aspect: Aspect = "service",
+                        payload: dict[str, Any] | None = None) -> None:
             try:
-                status, body = await _get(session, url)
+                status, body = await (_get(session, url) if payload is None else _post(session, url, payload))
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                checks.append(Check(label, False, f"{type(exc).__name__}: {exc}"))
+                checks.append(Check(label, False, f"{type(exc).__name__}: {exc}", aspect))
                 return
             ok, detail = expect(status, body)
-            checks.append(Check(label, ok, detail))
+            checks.append(Check(label, ok, detail, aspect))
 
         await check("delegation", f"https://{name}/.well-known/matrix/server",
                     lambda s, b: (s == 200 and isinstance(b, dict) and "m.server" in b,
@@ -72,8 +108,10 @@ async def _health(ctx: ProbeContext, tenant: PlannedTenant) -> TenantHealth:
                     lambda s, b: (s == 200, f"HTTP {s} " + (
                         f"{b['server'].get('name', '')} {b['server'].get('version', '')}"
                         if isinstance(b, dict) and isinstance(b.get("server"), dict) else "")))
+        await check("registration closed", f"https://{name}/_matrix/client/v3/register?kind=user",
+                    registration_refused, "registration", payload={})
         await check("admin API closed", f"https://{name}/_synapse/admin/v1/server_version",
-                    lambda s, b: (s in (403, 404), f"HTTP {s}"))
+                    lambda s, b: (s in (403, 404), f"HTTP {s}"), "admin")
     healthy = all(c.ok for c in checks)
     return TenantHealth(tenant.id, tenant.commune, tenant.flavor, tenant.status, tenant.host,
                         service_address(tenant), "ok" if healthy else "failed", checks)
