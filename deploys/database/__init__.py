@@ -28,7 +28,9 @@ def render_hba(databases: list[str]) -> str:
              "# TYPE  DATABASE        USER            ADDRESS         METHOD",
              "local   all             postgres                        peer"]
     for name in databases:
-        lines.append(f"host    {name:<15} {name:<15} 127.0.0.1/32    scram-sha-256")
+        # Each role reaches its own database and the scratch copy a backup drill restores
+        # (relais/backup/agent.py: <database>_drill), nothing else.
+        lines.append(f"host    {name},{name}_drill {name:<15} 127.0.0.1/32    scram-sha-256")
     return "\n".join(lines) + "\n"
 
 

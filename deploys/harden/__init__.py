@@ -70,6 +70,7 @@ MANAGED_FILES = (
     "/etc/sudoers.d/00-relais-defaults",
     "/etc/at.allow",
     "/etc/cron.allow",
+    baseline.CHKROOTKIT_CONF_PATH,
 )
 """Every file the hardening writes: their digests are read in one command (FileDigests), so a
 no-op deploy adds no operation for them (pyinfra's files.put costs several commands each)."""
@@ -121,6 +122,12 @@ def packages(ctx: HostContext) -> None:
         packages=list(baseline.HARDENING_PACKAGES),
         no_recommends=True,
         cache_time=3600,
+    )
+    put(
+        name="ANSSI-BP028-R79: chkrootkit runs daily, reports to the journal (hosts run no mail system)",
+        src=StringIO(baseline.CHKROOTKIT_CONF),
+        dest=baseline.CHKROOTKIT_CONF_PATH,
+        mode="644",
     )
     overrides = host.get_fact(StatOverrides) or {}
     for path in baseline.COMPILERS:

@@ -610,3 +610,15 @@ SESSION_TIMEOUT = (
     f"# {MANAGED}\n# Idle shells end after 15 minutes (BP-028 R32; CIS 5.4.3.2).\n"
     "TMOUT=900\nreadonly TMOUT\nexport TMOUT\n"
 )
+
+
+CHKROOTKIT_CONF_PATH = "/etc/chkrootkit/chkrootkit.conf"
+CHKROOTKIT_CONF = f"""# {MANAGED}
+# Daily scan; its output is compared with /var/log/chkrootkit/log.expected (which an
+# operator writes once the first report is reviewed). No MAILTO: hosts run no mail
+# system, so the report goes to the journal (chkrootkit.service) instead of failing.
+RUN_DAILY="true"
+RUN_DAILY_OPTS=""
+DIFF_MODE="true"
+MAILTO=""
+"""

@@ -433,7 +433,9 @@ def erase_dedicated(req: dict[str, Any]) -> dict[str, Any]:
         for hba in hba_files:
             with open(hba, encoding="utf-8") as handle:
                 lines = handle.readlines()
-            kept = [line for line in lines if line.split()[1:2] != [database]]
+            # "host <database>,<database>_drill <role> ..." (deploys/database.render_hba)
+            kept = [line for line in lines
+                    if database not in (line.split()[1].split(",") if len(line.split()) > 1 else [])]
             if kept != lines:
                 with open(hba, "w", encoding="utf-8") as handle:
                     handle.writelines(kept)

@@ -1,8 +1,8 @@
 """The xmpp flavor on real lab hosts: Prosody deployed from the Plan, checked with slixmpp
 (TLS verified against the lab CA) and raw streams.
 
-Needs xmpp communes on two hosts (federation between hosts): the shipped example region has
-them all on msg-caen-1; docs/xmpp.md says how a lab inventory places one on another host.
+The example region has xmpp communes on two hosts (Étretat on msg-rouen-1): federation
+between hosts is tested.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def communes_on_two_hosts(plan: Plan) -> tuple[PlannedTenant, PlannedTenant]:
         for b in tenants:
             if a.host != b.host:
                 return a, b
-    pytest.fail("the lab inventory needs active xmpp communes on two hosts (see docs/xmpp.md)")
+    pytest.fail("the lab inventory needs active xmpp communes on two hosts (the example region places Étretat on msg-rouen-1)")
 
 
 def run(coro: object) -> object:
@@ -188,8 +188,11 @@ def _with_extra_commune(plan: Plan, host_name: str, model: PlannedTenant) -> tup
     domain = "essai-rechargement.messagerie.normandie.example"
     agents = [PlannedAgent(name=a.name, email=a.email, login=a.login, address=f"{a.login}@{domain}",
                            password=a.password) for a in model.agents]
+    # (no backup job: the test's commune has no secrets of its own in the vault)
+    no_backup = model.backup.model_copy(update={"target_host": None, "repository": None})
     extra = model.model_copy(update={"id": "00000", "insee": "00000", "commune": "Essai", "domain": domain,
-                                     "server_name": domain, "host": host_name, "agents": agents})
+                                     "server_name": domain, "host": host_name, "agents": agents,
+                                     "backup": no_backup})
     hosts: list[PlannedHost] = [h.model_copy(update={"tenants": [*h.tenants, extra.id]})
                                 if h.name == host_name else h for h in plan.hosts]
     services: list[SharedService] = [s.model_copy(update={"tenants": [*s.tenants, extra.id]})

@@ -26,7 +26,7 @@ from relais.cli.context import default_inventory
 from relais.deploy import DeployReport
 from relais.lab import Lab
 from relais.plan import Plan, PlannedTenant
-from relais.secrets import SecretStore
+from relais.secrets import ENV_PASSWORD_FILE, SecretStore, key_source
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -52,6 +52,9 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: Plan, tenant:
     subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
     subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "Relais lab CA", "-t", "C,,",
                     "-i", str(default_inventory() / "pki" / "ca.crt")], check=True)
+    key = key_source().path
+    if key is not None:  # the vault key stays where it is when $HOME changes
+        monkeypatch.setenv(ENV_PASSWORD_FILE, str(key))
     monkeypatch.setenv("HOME", str(home))  # Chromium reads $HOME/.pki/nssdb
     monkeypatch.setenv("SE_OFFLINE", "true")
     monkeypatch.setenv("SE_AVOID_STATS", "true")

@@ -26,14 +26,14 @@ def relais(*args: str, cache: Path, cwd: Path | None = None) -> subprocess.Compl
 def test_validate_ok(inventory_dir: Path, referential_cache: Path) -> None:
     result = relais("-i", str(inventory_dir), "validate", cache=referential_cache)
     assert result.returncode == 0, result.stderr
-    assert "10 communes, 4 hosts" in result.stdout
+    assert "11 communes, 4 hosts" in result.stdout
 
 
 def test_validate_json(inventory_dir: Path, referential_cache: Path) -> None:
     result = relais("-i", str(inventory_dir), "validate", "--json", cache=referential_cache)
     assert result.returncode == 0
     payload = json.loads(result.stdout)
-    assert payload["ok"] is True and payload["communes"] == 10 and payload["problems"] == []
+    assert payload["ok"] is True and payload["communes"] == 11 and payload["problems"] == []
 
 
 def test_broken_inventory_exit_1_with_located_errors(inventory_dir: Path, referential_cache: Path) -> None:
@@ -60,7 +60,7 @@ def test_plan_table_and_lock(inventory_dir: Path, referential_cache: Path) -> No
     result = relais("-i", str(inventory_dir), "plan", cache=referential_cache)
     assert result.returncode == 0, result.stderr
     assert "msg-caen-1" in result.stdout and "Caen" in result.stdout
-    assert "recorded 9 new placements" in result.stderr
+    assert "recorded 10 new placements" in result.stderr
     assert (inventory_dir / LOCK_FILE).exists()
     again = relais("-i", str(inventory_dir), "plan", "--locked", cache=referential_cache)
     assert again.returncode == 0

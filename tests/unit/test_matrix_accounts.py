@@ -99,7 +99,7 @@ def test_sql_only_for_what_differs() -> None:
     changed = sql_statements({"synapse_1": "other"}, current)
     assert len(changed) == 1 and changed[0].startswith("ALTER ROLE synapse_1")
     hba = render_hba(["synapse_1"])
-    assert "host    synapse_1       synapse_1       127.0.0.1/32    scram-sha-256" in hba
+    assert "host    synapse_1,synapse_1_drill synapse_1       127.0.0.1/32    scram-sha-256" in hba
     assert "trust" not in hba and "0.0.0.0" not in hba
 
 

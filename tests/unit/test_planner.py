@@ -36,7 +36,7 @@ def test_example_region_plans(inventory_dir: Path, ref: Referential) -> None:
     plan = plan_directory(inventory_dir, referential=ref).plan
     assert plan.schema_ == "relais.plan/v1"
     ids = [t.id for t in plan.tenants]
-    assert len(ids) == len(set(ids)) == 10
+    assert len(ids) == len(set(ids)) == 11
     for tenant in plan.tenants:
         assert tenant.id == tenant.insee
         if tenant.status in ("active", "approved", "suspended"):

@@ -25,7 +25,7 @@ def test_federation_allow_list(shipped_plan: Plan) -> None:
     assert set(failing(messaging.federation_allow_list, plan)) == {"50502"}
     empty = shipped_plan.model_copy(update={"federation": shipped_plan.federation.model_copy(
         update={"xmpp": []})})
-    assert set(failing(messaging.federation_allow_list, empty)) == {"50587", "76350", "76390"}
+    assert set(failing(messaging.federation_allow_list, empty)) == {"50587", "76254", "76350", "76390"}
 
 
 def test_admin_api_not_exposed(shipped_plan: Plan) -> None:
