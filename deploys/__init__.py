@@ -16,11 +16,9 @@ from relais.deploy.context import HostContext
 from relais.errors import RelaisError
 
 ALL = ("base", "harden", "tls", "database", "matrix", "xmpp", "proxy", "backup", "monitor")
-# What `relais deploy` runs today. The other concerns are written and tested each in a
-# lab of its own, but not yet converged together on one lab: they join ORDER as they are
-# integrated (RELAIS_DEPLOY_STEPS=all, or a comma list, runs them for that work; their
-# lab tests are in tests/lab_pending/).
-INTEGRATED = ("base", "tls")
+# What `relais deploy` runs: every concern, in this order. RELAIS_DEPLOY_STEPS (a comma list,
+# or `all`) narrows it for development work on one concern (docs/developing.md).
+INTEGRATED = ALL
 
 
 def _order() -> tuple[str, ...]:

@@ -117,17 +117,24 @@ def packages(ctx: HostContext) -> None:
         present=False,
         extra_uninstall_args="--purge",
     )
+    # Before the package: its timer may fire as soon as it is installed (apt keeps this file).
+    chkrootkit = put(
+        name="ANSSI-BP028-R79: chkrootkit runs daily, reports to the journal (hosts run no mail system)",
+        src=StringIO(baseline.CHKROOTKIT_CONF),
+        dest=baseline.CHKROOTKIT_CONF_PATH,
+        mode="644",
+        create_remote_dir=True,
+    )
+    server.shell(
+        name="ANSSI-BP028-R79: forget a chkrootkit run that failed under the old settings",
+        commands=["systemctl reset-failed chkrootkit.service 2>/dev/null || true"],
+        _if=chkrootkit.did_change,
+    )
     apt.packages(
         name="ANSSI-BP028-R73/R79: install the hardening tools (auditd, fail2ban, lynis...)",
         packages=list(baseline.HARDENING_PACKAGES),
         no_recommends=True,
         cache_time=3600,
-    )
-    put(
-        name="ANSSI-BP028-R79: chkrootkit runs daily, reports to the journal (hosts run no mail system)",
-        src=StringIO(baseline.CHKROOTKIT_CONF),
-        dest=baseline.CHKROOTKIT_CONF_PATH,
-        mode="644",
     )
     overrides = host.get_fact(StatOverrides) or {}
     for path in baseline.COMPILERS:

@@ -13,6 +13,7 @@ import typer
 
 from relais.cli import (
     agents,
+    audit,
     backup,
     check,
     communes,
@@ -67,6 +68,7 @@ app.command("deploy")(deploy.command)
 app.add_typer(backup.app, name="backup")
 app.command("check")(check.command)
 app.command("drift")(drift.command)
+app.command("audit")(audit.command)
 app.command("status")(status.command)
 app.command("probe")(probe.command)
 app.add_typer(agents.app, name="agents")

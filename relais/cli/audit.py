@@ -1,7 +1,7 @@
 """`relais audit`: live facts of every host against the hardening baseline, and Lynis.
 
 Exit 0 clean, 2 violations (errors; warnings too with --strict), 1 error (a host could not
-be audited, bad option). Wire it with `app.command("audit")(audit.command)`.
+be audited, bad option).
 """
 
 from __future__ import annotations

@@ -130,3 +130,13 @@ def test_usage_error_exit_code(referential_cache: Path) -> None:
 def test_help(args: list[str], referential_cache: Path) -> None:
     result = relais(*args, cache=referential_cache)
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_every_verb_of_the_readme_is_wired(referential_cache: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    verbs = {line.split()[1] for line in readme.splitlines()
+             if line.startswith(("relais ", "sudo relais ")) for line in [line.removeprefix("sudo ")]}
+    assert {"deploy", "audit", "drift", "probe", "backup", "tenant"} <= verbs
+    for verb in sorted(verbs):
+        result = relais(verb, "--help", cache=referential_cache)
+        assert result.returncode == 0 and "Usage" in result.stdout, (verb, result.stderr)

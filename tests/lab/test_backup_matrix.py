@@ -22,7 +22,7 @@ from relais.lab import Lab
 from relais.plan import Plan
 from relais.probes.matrix import deliver, logged_in
 from relais.probes.net import ProbeContext
-from tests.lab_pending.test_backup import cli, cli_json, sh
+from tests.lab.test_backup import cli, cli_json, sh
 
 
 @pytest.fixture(scope="module")

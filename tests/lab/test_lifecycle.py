@@ -6,11 +6,9 @@ the tenant remains on its host or on the backup host (files, database, role, uni
 borg repository), its keys are gone from the vault, the other tenants still answer, and a
 deploy after it changes nothing of theirs.
 
-Runs on a copy of the inventory (RELAIS_INVENTORY), never the shipped one: Flers (61169), a
-`requested` commune of the example region, is replaced by a fresh request for a dedicated
-homeserver, and restored at the end.
-
-    RELAIS_DEPLOY_STEPS=all .venv/bin/pytest tests/lab_pending/test_lifecycle.py
+Flers (61169), a `requested` commune of the example region, is replaced by a fresh request for
+a dedicated homeserver; its file, the placements lock and the offboarding folder are restored
+at the end.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import pytest
 
 from relais import offboarding, referential
 from relais import requests as requests_mod
-from relais.cli.context import SHIPPED_INVENTORY, State, default_inventory, load_plan
+from relais.cli.context import State, default_inventory, load_plan
 from relais.deploy import DeployReport
 from relais.deploy.targets import resolve
 from relais.lab import Lab
@@ -68,10 +66,15 @@ def current_plan() -> Plan:
 
 @pytest.fixture(scope="module")
 def inventory() -> Iterator[Path]:
+    """The inventory the lab runs (the shipped example in CI): Flers' file, the lock and the
+    offboarding folder are put back as they were at the end."""
     root = default_inventory()
-    assert root.resolve() != SHIPPED_INVENTORY.resolve(), "run on a copy of the inventory (RELAIS_INVENTORY)"
     communes = root / "communes"
     saved = {p: p.read_text(encoding="utf-8") for p in communes.glob(f"{FLERS}-*.yaml")}
+    lock = root / "placements.lock"
+    saved_lock = lock.read_text(encoding="utf-8")
+    records = root / "offboarding"
+    existing = set(records.rglob("*")) if records.exists() else set()
     for path in saved:
         path.unlink()
     progress = offboarding.progress_path(root, FLERS).parent
@@ -83,6 +86,13 @@ def inventory() -> Iterator[Path]:
             path.unlink()
         for path, text in saved.items():
             path.write_text(text, encoding="utf-8")
+        lock.write_text(saved_lock, encoding="utf-8")
+        if records.exists():
+            for path in sorted(set(records.rglob("*")) - existing, reverse=True):
+                if path.is_dir():
+                    path.rmdir() if not any(path.iterdir()) else None
+                else:
+                    path.unlink()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from relais.lab import Lab
 from relais.plan import Plan, PlannedAgent, PlannedHost, PlannedTenant, SharedService
 from relais.secrets import SecretStore
 from relais.xmpp.config import conference_domain
-from tests.lab_pending.xmpp_helpers import Agent, Client, RawStream, open_client_stream, open_server_stream
+from tests.lab.xmpp_helpers import Agent, Client, RawStream, open_client_stream, open_server_stream
 
 
 def _xmpp_tenants(plan: Plan) -> list[PlannedTenant]:
