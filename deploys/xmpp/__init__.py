@@ -3,6 +3,9 @@
 Files on the host (renderers in relais.xmpp.config):
   /etc/prosody/prosody.cfg.lua              shared settings; a change restarts Prosody (rare)
   /etc/prosody/relais-federation.cfg.lua    the federation allow-list; a change reloads
+  /usr/local/lib/prosody/modules/mod_relais_*.lua  our modules (federation guard, sharing);
+                                            a change restarts Prosody
+  /etc/systemd/system/prosody.service.d/relais.conf  open files limit; a change restarts Prosody
   /etc/prosody/relais.d/<insee>.cfg.lua     one commune; a change reloads Prosody and (de)activates
                                             its hosts through the admin shell: other communes'
                                             sessions stay connected
@@ -29,13 +32,17 @@ from relais.xmpp import accounts, converse, web
 from relais.xmpp.config import (
     FEDERATION_CONFIG,
     FEDERATION_MODULE,
+    LOCAL_MODULES,
     LOCAL_MODULES_DIR,
     MAIN_CONFIG,
+    SHARED_MODULE,
     TENANTS_DIR,
+    UNIT_DROPIN,
     host_settings,
     render_federation,
     render_main,
     render_tenant,
+    render_unit_dropin,
     tenant_file,
     xmpp_tenants,
 )
@@ -43,6 +50,8 @@ from relais.xmpp.config import (
 PACKAGES = ["prosody", "prosody-modules", "lua-unbound"]
 HELPER_DIR = "/usr/local/lib/relais"
 SHELL_HELPER = f"{HELPER_DIR}/prosody-shell"
+LOCAL_MODULE_ROLES = {FEDERATION_MODULE: "federation allow-list",
+                      SHARED_MODULE: "module code compiled once for all communes"}
 
 # Runs admin-shell lines read on standard input; fails when one of them fails ("User exists"
 # is expected when re-keying). Errors are shown with quoted text masked: a line may hold a password.
@@ -103,9 +112,10 @@ def prosody(ctx: HostContext) -> None:
                     user="root", group="prosody")
 
     files.directory(name="Prosody's local modules directory", path=LOCAL_MODULES_DIR, mode="755")
-    module = files.put(name="Federation allow-list module (mod_relais_federation)",
-                       src=str(ctx.templates / "xmpp" / "templates" / f"mod_{FEDERATION_MODULE}.lua"),
-                       dest=f"{LOCAL_MODULES_DIR}/mod_{FEDERATION_MODULE}.lua", mode="644")
+    modules = [files.put(name=f"Prosody module of Relais (mod_{name}: {LOCAL_MODULE_ROLES[name]})",
+                         src=str(ctx.templates / "xmpp" / "templates" / f"mod_{name}.lua"),
+                         dest=f"{LOCAL_MODULES_DIR}/mod_{name}.lua", mode="644")
+               for name in LOCAL_MODULES]
     main = files.put(name="Prosody's shared configuration", src=StringIO(render_main(settings)),
                      dest=MAIN_CONFIG, mode="640", user="root", group="prosody")
     federation = files.put(name="Federation allow-list", src=StringIO(render_federation(settings)),
@@ -128,9 +138,14 @@ def prosody(ctx: HostContext) -> None:
             reloads.append(files.file(name=f"Remove the configuration of a commune no longer here ({name})",
                                       path=f"{TENANTS_DIR}/{name}", present=False))
 
+    dropin = files.put(name="Prosody's service: open files limit for the communes' files",
+                       src=StringIO(render_unit_dropin()), dest=UNIT_DROPIN, mode="644",
+                       create_remote_dir=True)
+    systemd.daemon_reload(name="Reload systemd for Prosody's service drop-in", _if=dropin.did_change)
+
     systemd.service(name="Prosody runs and starts at boot", service="prosody", running=True, enabled=True)
     systemd.service(name="Restart Prosody when its shared configuration changes", service="prosody",
-                    restarted=True, _if=any_changed(main, module))
+                    restarted=True, _if=any_changed(main, dropin, *modules))
     server.shell(name="Reload Prosody and (de)activate the communes whose file changed",
                  commands=[SHELL_HELPER], _stdin=sync_input(changed_domains), _if=any_changed(*reloads))
 

@@ -20,9 +20,16 @@ from relais.xmpp.accounts import (
 )
 from relais.xmpp.config import (
     FEDERATION_CONFIG,
+    GC_SPEED,
+    GC_THRESHOLD,
+    LOCAL_MODULES,
+    LOCAL_MODULES_DIR,
     MUC_MODULES,
+    OPEN_FILES_LIMIT,
     SERVER_MODULES,
+    SHARED_MODULE,
     TENANTS_DIR,
+    UNIT_DROPIN,
     VHOST_MODULES,
     federation_allowed,
     host_settings,
@@ -30,12 +37,14 @@ from relais.xmpp.config import (
     render_federation,
     render_main,
     render_tenant,
+    render_unit_dropin,
     retention_period,
     tenant_file,
     xmpp_tenants,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory"
+TEMPLATES = Path(__file__).resolve().parents[2] / "deploys" / "xmpp" / "templates"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +79,38 @@ def test_main_config_is_hardened(plan: Plan) -> None:
     for module in (*SERVER_MODULES, *VHOST_MODULES):
         assert f'"{module}";' in main
     assert "limits = {" in main and "c2s_stanza_size_limit" in main
+
+
+def test_module_code_and_tls_contexts_shared_by_the_communes(plan: Plan) -> None:
+    """Density (docs/xmpp.md): mod_relais_shared is a server-wide module loaded before the others,
+    so that the communes' hosts load their modules through it."""
+    main = render_main(host_settings(plan, plan.host(plan.xmpp_services[0].host)))
+    enabled = main.split("modules_enabled = {")[1].split("}")[0].split('"')[1::2]
+    assert enabled[0] == SHARED_MODULE and SHARED_MODULE in SERVER_MODULES
+    assert SHARED_MODULE in LOCAL_MODULES and f'plugin_paths = {{ "{LOCAL_MODULES_DIR}" }}' in main
+    for name in LOCAL_MODULES:  # the deploy installs each of them from deploys/xmpp/templates
+        assert (TEMPLATES / f"mod_{name}.lua").is_file()
+    shared = (TEMPLATES / f"mod_{SHARED_MODULE}.lua").read_text()
+    assert "module:set_global()" in shared and '"^0%.12%."' in shared  # only on the loader it knows
+    assert SHARED_MODULE not in render_tenant(_xmpp(plan))  # never per commune
+
+
+def test_garbage_collector_setting(plan: Plan) -> None:
+    main = render_main(host_settings(plan, plan.host(plan.xmpp_services[0].host)))
+    gc = [line for line in main.split("\n") if line.startswith("gc = ")]
+    assert gc == [f'gc = {{ mode = "incremental"; threshold = {GC_THRESHOLD}; speed = {GC_SPEED}; }}']
+    # Far below Lua's default pause (200, the heap doubles between cycles); 100 would never let
+    # the collector rest (measured: 380 s of start-up CPU for 100 communes).
+    assert 100 < GC_THRESHOLD <= 120 and GC_SPEED >= 400
+
+
+def test_service_may_open_every_communes_file() -> None:
+    """Prosody 0.12 keeps each included file open until a garbage collection: a reload with
+    1,000 communes failed with systemd's default soft limit of 1024 descriptors."""
+    assert UNIT_DROPIN.startswith("/etc/systemd/system/prosody.service.d/")
+    dropin = render_unit_dropin()
+    assert "[Service]" in dropin and f"LimitNOFILE={OPEN_FILES_LIMIT}" in dropin
+    assert OPEN_FILES_LIMIT >= 4 * 2000  # the density target (2,000 communes) with room for sessions
 
 
 def test_metrics_bound_to_loopback_and_private_address_for_the_monitor(plan: Plan) -> None:
