@@ -89,10 +89,10 @@ def inventory() -> Iterator[Path]:
         lock.write_text(saved_lock, encoding="utf-8")
         if records.exists():
             for path in sorted(set(records.rglob("*")) - existing, reverse=True):
-                if path.is_dir():
-                    path.rmdir() if not any(path.iterdir()) else None
-                else:
+                if not path.is_dir():
                     path.unlink()
+                elif not any(path.iterdir()):
+                    path.rmdir()
 
 
 @pytest.fixture(scope="module")
