@@ -153,11 +153,8 @@ def remove(path: str, steps: list[dict[str, Any]], what: str) -> None:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def psql(sql: str, database: str = "postgres") -> str:
