@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from relais.deploy import prefetch
 from relais.deploy.context import HostContext
+from relais.deploy.prefetch import FactLog
 from relais.deploy.targets import Target
 from relais.errors import RelaisError
 from relais.plan import Plan
@@ -142,6 +145,8 @@ def run_deploy(
     connect_all(state)
     by_name = {t.name: t for t in targets}
     active = {h.name: h for h in state.inventory.iter_activated_hosts()}
+    for host in active.values():
+        _no_delay(host)
     for name, report in reports.items():
         report.connected = name in active
         if not report.connected:
@@ -159,6 +164,8 @@ def run_deploy(
     for name, host in active.items():
         ctx = context_for(by_name[name])
         before = {h: set(m.names) for h, m in state.op_meta.items()}
+        progress.preparing(name, "its last deploy (one batch)")
+        restore, log = _serve_facts(state, host, by_name[name])
         try:
             for func in deploys_for(ctx):
                 progress.preparing(name, getattr(func, "deploy_name", func.__name__))
@@ -168,6 +175,10 @@ def run_deploy(
             state.fail_hosts({host})
         except RelaisError:
             raise
+        else:
+            _save_quietly(log)
+        finally:
+            restore()
         for op_hash in state.ops[host]:
             known = state.op_meta[op_hash].names
             added = known - before.get(op_hash, set())
@@ -190,6 +201,21 @@ def run_deploy(
         disconnect_all(state)
         return DeployReport(True, list(reports.values()))
 
+    # pyinfra keeps no facts between its phases: executing re-reads every fact. A host
+    # on which no operation would change anything has nothing to execute (the guarded
+    # ones only follow changes of the others): its results are those of the prepare phase.
+    settled: dict[str, list[OperationResult]] = {}
+    for name, host in active.items():
+        if reports[name].error:
+            continue
+        order = [op_hash for op_hash in state.get_op_order() if op_hash in state.ops[host]]
+        data = [state.get_op_data_for_host(host, op_hash) for op_hash in order]
+        if not any(d.operation_meta._maybe_is_change and not d.global_arguments["_if"] for d in data):
+            settled[name] = [OperationResult(op_name(name, op_hash), False, True) for op_hash in order]
+            for result in settled[name]:
+                progress.operation_done(name, result.name, False, True)
+            state.ops[host] = {}
+
     state.set_stage(StateStage.Execute)
     try:
         run_ops(state)
@@ -198,6 +224,9 @@ def run_deploy(
     state.set_stage(StateStage.Disconnect)
     for name, host in active.items():
         if reports[name].error:
+            continue
+        if name in settled:
+            reports[name].operations.extend(settled[name])
             continue
         for op_hash in state.get_op_order():
             if op_hash not in state.ops[host]:
@@ -214,6 +243,41 @@ def run_deploy(
                 None if success else _error_text(meta)))
     disconnect_all(state)
     return DeployReport(False, list(reports.values()))
+
+
+def _serve_facts(state: Any, host: Any, target: Target) -> tuple[Callable[[], None], FactLog | None]:
+    """Answer this prepare's fact commands from one batch run on the host (the commands
+    its last prepare ran); a failed batch only means facts are read one by one."""
+    if getattr(host.connector, "client", None) is None:
+        return (lambda: None), None
+    path = prefetch.record_path(target.name, target.address, target.port, target.user)
+    known = FactLog.load(path)
+    answers: dict[tuple[str, bool], prefetch.Result] = {}
+    if known.commands:
+        try:
+            answers = prefetch.prefetch(known.commands, prefetch.ssh_runner(state, host))
+        except (OSError, ValueError, EOFError) as exc:
+            logging.getLogger(__name__).debug("fact batch on %s failed: %s", target.name, exc)
+    log = FactLog(path)
+    return prefetch.serve(host, state, log, answers), log
+
+
+def _save_quietly(log: FactLog | None) -> None:
+    if log is not None:
+        try:
+            log.save()
+        except OSError as exc:  # a read-only cache costs speed, never the deploy
+            logging.getLogger(__name__).debug("cannot record fact commands: %s", exc)
+
+
+def _no_delay(host: Any) -> None:
+    """Send each command at once: paramiko leaves Nagle's algorithm on, and its small
+    packets then wait for the peer's delayed acknowledgement (about 40 ms per command)."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _condition_held(conditions: Any) -> bool:
