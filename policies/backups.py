@@ -11,12 +11,11 @@ agent's status records on each host, read over SSH, checked by :func:`live_repor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, datetime
 
-from policies.engine import Context, Outcome, live_tenants, rule
+from policies.engine import Context, Judge, Outcome, tenant_rule
 from relais.findings import Finding, Report, RuleInfo, Severity, Status
-from relais.plan import Plan
+from relais.plan import Plan, PlannedTenant
 
 FAMILY = "backups"
 SOURCE = "Relais backups (ANSSI, guide d'hygiène informatique, mesure 37: sauvegardes; Synapse: backups)"
@@ -25,17 +24,18 @@ MAX_AGE_HOURS = 26.0
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-@rule("BACKUP-01", title="Backups are declared completely: schedule, retention, repository",
-      source=SOURCE, severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant",),
-      hint="set defaults.backup (time HH:MM, keep daily ≥ 1) in hosting.yaml and give the backup host "
-           "the role backup")
-def backup_declared(plan: Plan, ctx: Context) -> Iterator[Outcome]:
+@tenant_rule("BACKUP-01", title="Backups are declared completely: schedule, retention, repository",
+             source=SOURCE, severity=Severity.ERROR, family=FAMILY, field=("tenant",),
+             hint="set defaults.backup (time HH:MM, keep daily ≥ 1) in hosting.yaml and give the backup host "
+                  "the role backup")
+def backup_declared(plan: Plan, ctx: Context) -> Judge:
     """Each placed tenant has a daily schedule (HH:MM), keeps at least its last daily backup,
     and its repository is `/srv/borg/<id>` on a host with the role backup."""
     hosts = {h.name: h for h in plan.hosts}
-    for t in live_tenants(plan):
+
+    def judge(t: PlannedTenant) -> Outcome | None:
         if t.host is None:
-            continue
+            return None
         b = t.backup
         problems = []
         if not _TIME.match(b.time):
@@ -49,7 +49,8 @@ def backup_declared(plan: Plan, ctx: Context) -> Iterator[Outcome]:
             problems.append(f"repository {b.repository} is not /srv/borg/{t.id}")
         evidence = {"time": b.time, "keep_daily": b.keep_daily, "target": b.target_host,
                     "repository": b.repository}
-        yield Outcome(t.id, f"{t.commune}: " + "; ".join(problems) if problems else None, evidence)
+        return Outcome(t.id, f"{t.commune}: " + "; ".join(problems) if problems else None, evidence)
+    return judge
 
 
 RULES = (backup_declared,)

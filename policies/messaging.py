@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 
-from policies.engine import Context, Outcome, live_tenants, rule
+from policies.engine import Context, Judge, Outcome, tenant_rule
 from relais.findings import Severity
-from relais.plan import Plan
+from relais.plan import Plan, PlannedTenant
 
 FAMILY = "messaging"
 SOURCE = "Relais messaging baseline (ANSSI, guide d'hygiène informatique: réduire la surface d'attaque)"
@@ -19,58 +18,59 @@ SSRF_REQUIRED = tuple(ipaddress.ip_network(n) for n in (
 """Ranges a URL preview must never fetch: loopback, private, link-local (cloud metadata), CGNAT."""
 
 
-@rule("MSG-01", title="Registration is closed",
-      source=SOURCE, severity=Severity.ERROR, family=FAMILY, subject="tenant",
-      field=("tenant", "messaging"),
-      hint="remove messaging.registration: open (accounts are created from the commune's agents list)")
-def registration_closed(plan: Plan, ctx: Context) -> Iterator[Outcome]:
+@tenant_rule("MSG-01", title="Registration is closed",
+             source=SOURCE, severity=Severity.ERROR, family=FAMILY, field=("tenant", "messaging"),
+             hint="remove messaging.registration: open (accounts are created from the commune's agents list)")
+def registration_closed(plan: Plan, ctx: Context) -> Judge:
     """Accounts are the agents the commune declares; open registration lets anyone create an
     account under the commune's name (spam, impersonation)."""
-    for t in live_tenants(plan):
+    def judge(t: PlannedTenant) -> Outcome:
         if t.messaging.registration_open:
-            yield Outcome(t.id, f"{t.commune}: anyone can register an account on {t.server_name}",
-                          {"registration_open": True})
-        else:
-            yield Outcome(t.id)
+            return Outcome(t.id, f"{t.commune}: anyone can register an account on {t.server_name}",
+                           {"registration_open": True})
+        return Outcome(t.id)
+    return judge
 
 
-@rule("MSG-02", title="Federation is limited to a declared allow-list that includes the tenant",
-      source=SOURCE + "; doctrine de l'État pour la messagerie des agents publics (Tchap: fédération fermée)",
-      severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant",),
-      hint="check that the tenant is placed and its server_name is in the Plan's federation list; "
-           "add partners to defaults.federation.allow or tenant.federation.allow")
-def federation_allow_list(plan: Plan, ctx: Context) -> Iterator[Outcome]:
+@tenant_rule("MSG-02", title="Federation is limited to a declared allow-list that includes the tenant",
+             source=SOURCE + "; doctrine de l'État pour la messagerie des agents publics "
+                             "(Tchap: fédération fermée)",
+             severity=Severity.ERROR, family=FAMILY, field=("tenant",),
+             hint="check that the tenant is placed and its server_name is in the Plan's federation list; "
+                  "add partners to defaults.federation.allow or tenant.federation.allow")
+def federation_allow_list(plan: Plan, ctx: Context) -> Judge:
     """Homeservers federate only with the syndicate's own servers and declared partners: the
     Plan's federation list must be non-empty and contain every placed tenant's server."""
     fed = plan.federation
     xmpp, matrix = set(fed.xmpp), set(fed.matrix)  # a region has thousands: look up in sets
-    for t in live_tenants(plan):
+
+    def judge(t: PlannedTenant) -> Outcome | None:
         if t.host is None:
-            continue
+            return None
         servers = xmpp if t.flavor == "xmpp" else matrix
         if not servers:
-            yield Outcome(t.id, "the plan has no federation allow-list", {"federation": fed.model_dump()})
-        elif t.server_name not in servers:
-            yield Outcome(t.id, f"{t.commune}: {t.server_name} is not in the federation allow-list",
-                          {"server_name": t.server_name,
-                           "allow_list": fed.xmpp if t.flavor == "xmpp" else fed.matrix})
-        else:
-            yield Outcome(t.id, evidence={"extra": t.federation_extra, "allow": fed.allow})
+            return Outcome(t.id, "the plan has no federation allow-list", {"federation": fed.model_dump()})
+        if t.server_name not in servers:
+            return Outcome(t.id, f"{t.commune}: {t.server_name} is not in the federation allow-list",
+                           {"server_name": t.server_name,
+                            "allow_list": fed.xmpp if t.flavor == "xmpp" else fed.matrix})
+        return Outcome(t.id, evidence={"extra": t.federation_extra, "allow": fed.allow})
+    return judge
 
 
-@rule("MSG-03", title="The admin API is not exposed",
-      source=SOURCE + "; Synapse documentation (reverse proxy: do not expose /_synapse/admin)",
-      severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant", "messaging"),
-      hint="remove messaging.admin_api_exposed (operators reach the admin API over SSH)")
-def admin_api_hidden(plan: Plan, ctx: Context) -> Iterator[Outcome]:
+@tenant_rule("MSG-03", title="The admin API is not exposed",
+             source=SOURCE + "; Synapse documentation (reverse proxy: do not expose /_synapse/admin)",
+             severity=Severity.ERROR, family=FAMILY, field=("tenant", "messaging"),
+             hint="remove messaging.admin_api_exposed (operators reach the admin API over SSH)")
+def admin_api_hidden(plan: Plan, ctx: Context) -> Judge:
     """The homeserver's admin API stays on the host's loopback; operators use it through SSH."""
-    for t in live_tenants(plan):
+    def judge(t: PlannedTenant) -> Outcome:
         if t.messaging.admin_api_exposed:
-            yield Outcome(t.id, f"{t.commune}: the admin API of {t.server_name} is reachable "
-                                "from the Internet",
-                          {"admin_api_exposed": True})
-        else:
-            yield Outcome(t.id)
+            return Outcome(t.id, f"{t.commune}: the admin API of {t.server_name} is reachable "
+                                 "from the Internet",
+                           {"admin_api_exposed": True})
+        return Outcome(t.id)
+    return judge
 
 
 def _covered(blacklist: list[str]) -> list[str]:
@@ -85,27 +85,27 @@ def _covered(blacklist: list[str]) -> list[str]:
             if not any(n.version == req.version and req.subnet_of(n) for n in nets)]  # type: ignore[arg-type]
 
 
-@rule("MSG-04", title="URL previews are off unless an SSRF block list is set",
-      source=SOURCE + "; OWASP SSRF prevention; Synapse url_preview_ip_range_blacklist",
-      severity=Severity.ERROR, family=FAMILY, subject="tenant", field=("tenant", "messaging"),
-      hint="turn url_previews off, or set messaging.url_preview_ip_blacklist covering loopback, private, "
-           "link-local and CGNAT ranges")
-def url_previews_safe(plan: Plan, ctx: Context) -> Iterator[Outcome]:
+@tenant_rule("MSG-04", title="URL previews are off unless an SSRF block list is set",
+             source=SOURCE + "; OWASP SSRF prevention; Synapse url_preview_ip_range_blacklist",
+             severity=Severity.ERROR, family=FAMILY, field=("tenant", "messaging"),
+             hint="turn url_previews off, or set messaging.url_preview_ip_blacklist covering loopback, "
+                  "private, link-local and CGNAT ranges")
+def url_previews_safe(plan: Plan, ctx: Context) -> Judge:
     """A homeserver that fetches URL previews for users can be made to fetch internal
     addresses (cloud metadata, the database host): previews need a block list covering
     loopback, RFC 1918, link-local and CGNAT ranges, IPv4 and IPv6."""
-    for t in live_tenants(plan):
+    def judge(t: PlannedTenant) -> Outcome:
         m = t.messaging
         if not m.url_previews:
-            yield Outcome(t.id, evidence={"url_previews": False})
-            continue
+            return Outcome(t.id, evidence={"url_previews": False})
         missing = _covered(m.url_preview_ip_blacklist)
         if missing:
-            yield Outcome(t.id, f"{t.commune}: URL previews are on and the block list misses "
-                                f"{', '.join(missing)}",
-                          {"url_previews": True, "missing": missing, "blacklist": m.url_preview_ip_blacklist})
-        else:
-            yield Outcome(t.id, evidence={"url_previews": True})
+            return Outcome(t.id, f"{t.commune}: URL previews are on and the block list misses "
+                                 f"{', '.join(missing)}",
+                           {"url_previews": True, "missing": missing,
+                            "blacklist": m.url_preview_ip_blacklist})
+        return Outcome(t.id, evidence={"url_previews": True})
+    return judge
 
 
 RULES = (registration_closed, federation_allow_list, admin_api_hidden, url_previews_safe)
