@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -51,8 +52,9 @@ class CommuneDecl:
     official_name: str
     slug: str
 
-    @property
+    @cached_property
     def insee(self) -> str:
+        # Asked a dozen times per commune by the checks and the planner: read once.
         return self.data.commune.insee
 
     def line(self, *loc: str | int) -> int | None:
