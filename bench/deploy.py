@@ -4,7 +4,9 @@ re-deploys, next to the raw SSH round-trip floor measured in the same run.
 - first: the lab is brought down and up (fresh hosts from the cached base image), then
   every host is converged (bootstrap as root, every concern of deploys.ORDER);
 - no-op: the same deploy again, rounds times (it must change nothing: checked);
-- no-op, one host: `--limit` to the first host, the figure of the "under 10 s" target;
+- no-op, each host alone (`--limit`), the figure of the "under 10 s" target, and the same
+  with RELAIS_FACT_BATCH=off: facts read one SSH command at a time, pyinfra's own way (the
+  baseline of the batch, relais/deploy/prefetch.py);
 - with `--concerns base,harden`: the same no-op figures for those deploys only (what the
   hardening costs, apart from the messaging deploys of other concerns);
 - SSH floor: `ssh <host> true` as the deploy account with the controller's options
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -142,18 +145,27 @@ def main() -> int:
         noop.append(seconds)
         figures["noop_operations"] = sum(len(h.operations) for h in again.hosts)
     figures["noop_deploy_s"] = {"median": round(statistics.median(noop), 2), "min": round(min(noop), 2)}
+    # Each host alone (the figure of the "under 10 s" target), next to the baseline measured
+    # in the same run: RELAIS_FACT_BATCH=off, pyinfra's own way (one SSH command per fact).
+    per_host: dict[str, dict[str, object]] = {}
+    for host in plan.lab_hosts():
+        figures_host: dict[str, object] = {}
+        for label, batch in (("batched", "on"), ("fact_by_fact", "off")):
+            os.environ["RELAIS_FACT_BATCH"] = batch
+            times = []
+            try:
+                for _ in range(args.rounds):
+                    seconds, again = timed(lambda h=host.name: deploy_plan(plan, inventory, limit=[h]))
+                    check(again, noop=True)
+                    times.append(seconds)
+            finally:
+                del os.environ["RELAIS_FACT_BATCH"]
+            figures_host[f"{label}_median_s"] = round(statistics.median(times), 2)
+            figures_host[f"{label}_min_s"] = round(min(times), 2)
+        figures_host["operations"] = sum(len(h.operations) for h in again.hosts)
+        per_host[host.name] = figures_host
+    figures["noop_one_host"] = per_host
     one = plan.lab_hosts()[0].name
-    single = []
-    for _ in range(args.rounds):
-        seconds, again = timed(lambda: deploy_plan(plan, inventory, limit=[one]))
-        check(again, noop=True)
-        single.append(seconds)
-        figures["noop_one_host_operations"] = sum(len(h.operations) for h in again.hosts)
-    figures["noop_one_host_s"] = {
-        "host": one,
-        "median": round(statistics.median(single), 2),
-        "min": round(min(single), 2),
-    }
     if args.concerns:
         concerns = args.concerns.split(",")
         limits: list[tuple[str, list[str] | None]] = [("region", None), ("one_host", [one])]

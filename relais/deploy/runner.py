@@ -247,13 +247,14 @@ def run_deploy(
 
 def _serve_facts(state: Any, host: Any, target: Target) -> tuple[Callable[[], None], FactLog | None]:
     """Answer this prepare's fact commands from one batch run on the host (the commands
-    its last prepare ran); a failed batch only means facts are read one by one."""
+    its last prepare ran); a failed batch only means facts are read one by one, and so
+    does RELAIS_FACT_BATCH=off (pyinfra's own way, for comparison or doubt)."""
     if getattr(host.connector, "client", None) is None:
         return (lambda: None), None
     path = prefetch.record_path(target.name, target.address, target.port, target.user)
     known = FactLog.load(path)
     answers: dict[tuple[str, bool], prefetch.Result] = {}
-    if known.commands:
+    if known.commands and os.environ.get("RELAIS_FACT_BATCH", "on") != "off":
         try:
             answers = prefetch.prefetch(known.commands, prefetch.ssh_runner(state, host))
         except (OSError, ValueError, EOFError) as exc:
