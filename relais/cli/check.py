@@ -6,15 +6,17 @@ No host, no root, no network: seconds for a whole region. Exit 0 clean, 2 violat
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from relais.cli.context import State, load_plan
+from relais.cli.context import State
 from relais.console import Console
 from relais.errors import RelaisError
 from relais.findings import FORMATS, ReportFormat, print_table, render, rule_dict, rules_table
@@ -84,10 +86,31 @@ def command(
             rules_table(infos, Console())
         return
     when = parse_today(today)
-    plan = load_plan(state)
-    report: Report = catalog.check_plan(plan, today=when, inventory=state.inventory, only=rules)
+    from relais.planner import plan_directory
+
+    result = plan_directory(state.inventory)  # = load_plan(state), the inventory kept (see below)
+    report: Report = catalog.check_plan(result.plan, today=when, inventory=state.inventory, only=rules)
     emit(report, report_format, output, console, strict=strict, show_passed=show_passed)
-    raise typer.Exit(report.exit_code(strict=strict))
+    code = report.exit_code(strict=strict)
+    if len(report.findings) >= QUICK_EXIT_FINDINGS:
+        leave(code)
+    raise typer.Exit(code)
+
+
+QUICK_EXIT_FINDINGS = 100_000
+"""From this many findings on (a region of thousands of communes), `check` leaves at once."""
+
+
+def leave(code: int) -> NoReturn:
+    """Exit now, without freeing the inventory, the Plan and the findings one object at a time:
+    for all of France that is a gigabyte of small objects and 0.3 s, a twentieth of the whole
+    command, spent on memory the system takes back anyway. The report is written (and
+    flushed) and nothing else is left to clean up: no temporary file, thread or child.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a reader gone (`| head`), a closed stream
+            stream.flush()
+    os._exit(code)
 
 
 def emit(report: Report, fmt: ReportFormat, output: Path | None, console: Console, *,
