@@ -19,7 +19,15 @@ import typer
 from relais.cli.context import State
 from relais.console import Console
 from relais.errors import RelaisError
-from relais.findings import FORMATS, ReportFormat, print_table, render, rule_dict, rules_table
+from relais.findings import (
+    FORMATS,
+    ReportFormat,
+    print_table,
+    render,
+    rule_dict,
+    rules_table,
+    write_report,
+)
 
 if TYPE_CHECKING:
     from relais.findings import Report
@@ -119,7 +127,7 @@ def emit(report: Report, fmt: ReportFormat, output: Path | None, console: Consol
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(render(report, fmt, strict=strict), encoding="utf-8")
+            write_report(report, fmt, output, strict=strict)
         except OSError as error:
             raise RelaisError(f"cannot write {output}: {error.strerror}") from None
         console.err.print(f"{report.summary(strict=strict)} — report in {output}")
