@@ -18,10 +18,12 @@ Configurations (`--xmpp-configs`, the first one is the one reported):
   (Prosody's default collector settings), `gc-100-500`.
 
 Figures: PSS (proportional set size, /proc/<pid>/smaps_rollup) once every host is active and the
-CPU idle, CPU used by the start-up (utime+stime); the marginal cost per commune between counts;
-for the reported configuration, `--xmpp-add` more communes added the way the deploy adds them
-(files written, then `config:reload()` and host activation through the admin shell): same
-process, PSS growth per added commune.
+CPU idle, CPU used by the start-up (utime+stime); then PSS after reloads (`--xmpp-reloads`, the
+deploy's own admin-shell lines: `config:reload()` and host activation), the steady state a host
+lives in once a commune has been added (the allocator keeps the high-water mark of the first
+reload); the marginal cost per commune between counts, start-up and after reload. For the
+reported configuration, `--xmpp-add` more communes added the way the deploy adds them (files
+written, then the same reload): same process, PSS growth per added commune.
 
     RELAIS_LAB_INSTANCE=... RELAIS_INVENTORY=... .venv/bin/python bench/tenant_density.py --flavor xmpp
     .venv/bin/python bench/density_xmpp.py --xmpp-counts 10,100,1000 --xmpp-configs production,naive
@@ -279,35 +281,45 @@ def _shell(run: Runner, directory: str, lines: str) -> str:
     return out
 
 
+# mod_relais_shared makes a second full collection 5 s after a reload (once new hosts are active).
+RELOAD_SETTLE_S = 6
+
+
+def _reload(run: Runner, directory: str, pid: int) -> int:
+    """One reload as the deploy makes it; PSS (KiB) once the CPU is idle again."""
+    from deploys.xmpp import sync_input  # the deploy's own admin-shell lines
+
+    _shell(run, directory, sync_input([]))
+    time.sleep(RELOAD_SETTLE_S)
+    _wait_idle(run, pid)
+    return _proc(run, pid)[0]
+
+
 def _add_by_reload(run: Runner, template: Any, variant: str, directory: str, pid: int, first: int,
                    count: int) -> dict[str, Any]:
     """Add `count` communes the way the deploy does: their files, then config:reload() and the
     activation of the new hosts through the admin shell; the process must stay the same."""
-    from deploys.xmpp import sync_input  # the deploy's own admin-shell lines
-
     before, ticks_before = _proc(run, pid)
+    # Like the deploy's files.put; the bench's `chown -R` also changes the times of every other
+    # commune's certificate, which must not make their TLS contexts again (mod_relais_shared).
     _push(run, directory, _files_for(template, variant, range(first, first + count), directory))
     started = time.monotonic()
-    _shell(run, directory, sync_input([]))
-    _wait_idle(run, pid)
-    elapsed = time.monotonic() - started
-    after, ticks_after = _proc(run, pid)
-    # A second reload with nothing new: the first one's growth is the collector's headroom
-    # (garbage of re-reading every commune's file), reused, not a cost per reload.
-    _shell(run, directory, sync_input([]))
-    _wait_idle(run, pid)
-    again, _ = _proc(run, pid)
+    after = _reload(run, directory, pid)
+    elapsed = time.monotonic() - started - RELOAD_SETTLE_S
+    _, ticks_after = _proc(run, pid)
+    again = _reload(run, directory, pid)  # and one more with nothing new: no growth expected
     _, alive = run(f"kill -0 {pid} && echo same-process", None)
     _, hz = run("getconf CLK_TCK", None)
     return {"added": count, "same_process": "same-process" in alive,
             "pss_before_mib": round(before / 1024, 1), "pss_after_mib": round(after / 1024, 1),
+            "pss_kib_per_added_commune": round((after - before) / count, 1),
             "pss_after_second_reload_mib": round(again / 1024, 1),
             "reload_cpu_s": round((ticks_after - ticks_before) / int(hz.strip() or 100), 2),
             "reload_wall_s": round(elapsed, 1)}
 
 
 def measure_one(run: Runner, template: Any, variant: str, count: int, monitor: list[str],
-                add: int = 0) -> dict[str, Any]:
+                add: int = 0, reloads: int = 2) -> dict[str, Any]:
     directory = f"{BENCH_DIR}/{variant}-n{count}"
     run(f"rm -rf {directory} && mkdir -p {directory}/relais.d {directory}/data {directory}/tls "
         f"{directory}/modules", None)
@@ -338,6 +350,11 @@ def measure_one(run: Runner, template: Any, variant: str, count: int, monitor: l
             "errors_in_log": int(errors.strip().split("\n")[-1] or 0),
             "pss_mib": round(pss / 1024, 1),
             "startup_cpu_s": round(ticks / int(hz.strip() or 100), 2), "settle_wall_s": round(elapsed, 1)}
+        if reloads:
+            after = [_reload(run, directory, pid) for _ in range(reloads)]
+            result["pss_after_reloads_mib"] = [round(p / 1024, 1) for p in after]
+            # The steady state: the high-water mark the allocator keeps after the reloads.
+            result["pss_after_reload_mib"] = round(max(after) / 1024, 1)
         if add:
             result["reload_add"] = _add_by_reload(run, template, variant, directory, pid, count + 1, add)
         return result
@@ -350,19 +367,26 @@ def measure_one(run: Runner, template: Any, variant: str, count: int, monitor: l
 
 
 def marginal(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """PSS per additional commune between consecutive counts."""
+    """PSS per additional commune between consecutive counts: after start-up and, when measured,
+    after reloads (`per_commune`: the figure that counts, after reload when there is one)."""
     out = []
     for a, b in itertools.pairwise(sorted(results, key=lambda r: r["communes"])):
-        out.append({"from": a["communes"], "to": b["communes"],
-                    "pss_kib_per_commune": round((b["pss_mib"] - a["pss_mib"]) * 1024
-                                                 / (b["communes"] - a["communes"]), 1),
-                    "startup_cpu_ms_per_commune": round((b["startup_cpu_s"] - a["startup_cpu_s"]) * 1000
-                                                        / (b["communes"] - a["communes"]), 1)})
+        added = b["communes"] - a["communes"]
+        step: dict[str, Any] = {
+            "from": a["communes"], "to": b["communes"],
+            "pss_kib_per_commune": round((b["pss_mib"] - a["pss_mib"]) * 1024 / added, 1),
+            "startup_cpu_ms_per_commune": round((b["startup_cpu_s"] - a["startup_cpu_s"]) * 1000 / added, 1)}
+        if "pss_after_reload_mib" in a and "pss_after_reload_mib" in b:
+            step["pss_after_reload_kib_per_commune"] = round(
+                (b["pss_after_reload_mib"] - a["pss_after_reload_mib"]) * 1024 / added, 1)
+        step["per_commune"] = step.get("pss_after_reload_kib_per_commune", step["pss_kib_per_commune"])
+        out.append(step)
     return out
 
 
 def measure_configs(run: Runner, template: Any, counts: Iterable[int], configs: list[str],
-                    baseline_counts: Iterable[int], monitor: list[str], add: int = 0) -> dict[str, Any]:
+                    baseline_counts: Iterable[int], monitor: list[str], add: int = 0,
+                    reloads: int = 2) -> dict[str, Any]:
     """Each configuration at each count (the first configuration at `counts`, the others at
     `baseline_counts`); `run` executes a shell command on the lab host."""
     counts, baseline_counts = sorted(counts), sorted(baseline_counts)
@@ -372,26 +396,27 @@ def measure_configs(run: Runner, template: Any, counts: Iterable[int], configs: 
         results = []
         for n in sizes:
             adding = add if index == 0 and n == sizes[-1] else 0
-            one = measure_one(run, template, variant, n, monitor, adding)
+            one = measure_one(run, template, variant, n, monitor, adding, reloads)
             print(json.dumps(one), file=sys.stderr)
             results.append(one)
         steps = marginal(results)
-        last = steps[-1]["pss_kib_per_commune"] if steps else 0
+        last = steps[-1]["per_commune"] if steps else 0
+        startup = steps[-1]["pss_kib_per_commune"] if steps else 0
         report["configs"][variant] = {
             "results": results, "marginal": steps,
-            "communes_per_gib": round(1024 * 1024 / last) if last > 0 else None}
+            "communes_per_gib": round(1024 * 1024 / last) if last > 0 else None,
+            "communes_per_gib_at_startup": round(1024 * 1024 / startup) if startup > 0 else None}
     reported = report["configs"][configs[0]]
     if "naive" in report["configs"] and configs[0] != "naive":
         naive = report["configs"]["naive"]["marginal"]
-        steps = {(n["from"], n["to"]) for n in naive}
-        same = [m for m in reported["marginal"] if (m["from"], m["to"]) in steps]
+        naive_steps = {(n["from"], n["to"]) for n in naive}
+        same = [m for m in reported["marginal"] if (m["from"], m["to"]) in naive_steps]
         if naive and same:
             n = next(x for x in naive if (x["from"], x["to"]) == (same[-1]["from"], same[-1]["to"]))
             report["ratio_to_naive"] = {"from": n["from"], "to": n["to"],
-                                        "naive_kib_per_commune": n["pss_kib_per_commune"],
-                                        "reported_kib_per_commune": same[-1]["pss_kib_per_commune"],
-                                        "ratio": round(same[-1]["pss_kib_per_commune"]
-                                                       / n["pss_kib_per_commune"], 2)}
+                                        "naive_kib_per_commune": n["per_commune"],
+                                        "reported_kib_per_commune": same[-1]["per_commune"],
+                                        "ratio": round(same[-1]["per_commune"] / n["per_commune"], 2)}
     return report
 
 
@@ -422,6 +447,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="communes per Prosody for the other configurations")
     parser.add_argument("--xmpp-add", type=int, default=10,
                         help="communes added by reload to the largest reported Prosody (0: skip)")
+    parser.add_argument("--xmpp-reloads", type=int, default=2,
+                        help="reloads before the after-reload PSS, at every count (0: start-up only)")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -439,29 +466,39 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return {"error": "the Plan has no xmpp service: deploy a lab with xmpp communes first"}
     monitor = [h.address for h in plan.hosts if "monitor" in h.roles and h.address]
     report = measure_configs(_lab_runner(host), templates[0], args.xmpp_counts, configs,
-                             args.xmpp_baseline_counts, monitor, args.xmpp_add)
+                             args.xmpp_baseline_counts, monitor, args.xmpp_add, args.xmpp_reloads)
     report["host"] = host
     return report
 
 
 def render(result: dict[str, Any]) -> str:
     lines = [f"host {result.get('host')}; reported configuration: {result['reported']}",
-             "config           communes      PSS   start-up CPU   KiB/commune (marginal)  CPU ms/commune"]
+             "KiB/commune: marginal from the previous count, after start-up | after reloads",
+             "config           communes  PSS start-up  after reload  start-up CPU  KiB/commune start | reload"
+             "  CPU ms/commune"]
     for name, config in result["configs"].items():
         steps = {m["to"]: m for m in config["marginal"]}
         for r in config["results"]:
             step = steps.get(r["communes"])
-            per = f"{step['pss_kib_per_commune']:>8.1f} (from {step['from']})" if step else " " * 8
+            reloaded = f"{r['pss_after_reload_mib']:>8.1f} MiB" if "pss_after_reload_mib" in r else " " * 12
+            per = ""
+            if step:
+                after = step.get("pss_after_reload_kib_per_commune")
+                per = (f"{step['pss_kib_per_commune']:>8.1f} | "
+                       + (f"{after:>7.1f}" if after is not None else "      -") + f" (from {step['from']})")
             cpu = f"{step['startup_cpu_ms_per_commune']:>8.1f}" if step else ""
-            lines.append(f"{name:<16} {r['communes']:>8} {r['pss_mib']:>8.1f} MiB "
-                         f"{r['startup_cpu_s']:>8.2f} s   {per:<22}  {cpu}")
+            lines.append(f"{name:<16} {r['communes']:>8} {r['pss_mib']:>8.1f} MiB  {reloaded} "
+                         f"{r['startup_cpu_s']:>8.2f} s   {per:<32}  {cpu}")
         if config["communes_per_gib"]:
-            lines.append(f"{'':<16} -> {config['communes_per_gib']} communes per GiB at the last step")
+            lines.append(f"{'':<16} -> {config['communes_per_gib']} communes per GiB at the last step "
+                         "(after reload when measured; at start-up: "
+                         f"{config['communes_per_gib_at_startup']})")
         for r in config["results"]:
             if "reload_add" in r:
                 a = r["reload_add"]
                 lines.append(f"{'':<16} +{a['added']} by reload: PSS {a['pss_before_mib']} -> "
-                             f"{a['pss_after_mib']} MiB ({a['reload_cpu_s']} s CPU), "
+                             f"{a['pss_after_mib']} MiB ({a['pss_kib_per_added_commune']} KiB per added "
+                             f"commune, {a['reload_cpu_s']} s CPU), "
                              f"{a['pss_after_second_reload_mib']} MiB after another reload; "
                              f"same process: {a['same_process']}")
     if "ratio_to_naive" in result:
