@@ -335,7 +335,8 @@ def _judge_tenants(plan: Plan, context: Context, rules: list[Rule]) -> dict[str,
         for t in live_tenants(plan):
             for judge, append in pairs:
                 append(judge(t))
-    return {rule_id: [o for o in found if o is not None] for rule_id, found in verdicts.items()}
+    # filter(None, ...) drops the Nones in C (an Outcome, a non-empty tuple, is always true).
+    return {rule_id: list(filter(None, found)) for rule_id, found in verdicts.items()}
 
 
 def _locate(locator: Locator, r: Rule, subject: str, tenants: Mapping[str, PlannedTenant]) -> Location:
