@@ -16,6 +16,7 @@ from datetime import date, datetime
 from policies.engine import Context, Judge, Outcome, tenant_rule
 from relais.findings import Finding, Report, RuleInfo, Severity, Status
 from relais.plan import Plan, PlannedTenant
+from relais.planner import BACKUP_ROOT
 
 FAMILY = "backups"
 SOURCE = "Relais backups (ANSSI, guide d'hygiène informatique, mesure 37: sauvegardes; Synapse: backups)"
@@ -30,7 +31,7 @@ _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
                   "the role backup")
 def backup_declared(plan: Plan, ctx: Context) -> Judge:
     """Each placed tenant has a daily schedule (HH:MM), keeps at least its last daily backup,
-    and its repository is `/srv/borg/<id>` on a host with the role backup."""
+    and its repository is `/srv/borg/<id in lower case>` on a host with the role backup."""
     hosts = {h.name: h for h in plan.hosts}
 
     def judge(t: PlannedTenant) -> Outcome | None:
@@ -45,8 +46,9 @@ def backup_declared(plan: Plan, ctx: Context) -> Judge:
         target = hosts.get(b.target_host or "")
         if target is not None and "backup" not in target.roles:
             problems.append(f"target {target.name} has no role backup")
-        if b.repository is not None and b.repository != f"/srv/borg/{t.id}":
-            problems.append(f"repository {b.repository} is not /srv/borg/{t.id}")
+        expected = f"{BACKUP_ROOT}/{t.id.lower()}"  # the planner's name: Corsica's 2A/2B in lower case
+        if b.repository is not None and b.repository != expected:
+            problems.append(f"repository {b.repository} is not {expected}")
         evidence = {"time": b.time, "keep_daily": b.keep_daily, "target": b.target_host,
                     "repository": b.repository}
         return Outcome(t.id, f"{t.commune}: " + "; ".join(problems) if problems else None, evidence)

@@ -176,6 +176,22 @@ def test_plan_rule_backup_declared(plan: Plan) -> None:
     assert len(messages) == 1 and "not HH:MM" in messages[0] and "keep_daily is 0" in messages[0]
 
 
+def test_plan_rule_backup_declared_names_corsican_repositories_as_the_planner_does(plan: Plan) -> None:
+    from relais.planner import BACKUP_ROOT
+
+    def with_repository(repository: str) -> Plan:
+        tenant = plan.tenants[0].model_copy(update={"id": "2A004", "backup": plan.tenants[0].backup.model_copy(
+            update={"repository": repository})})
+        return plan.model_copy(update={"tenants": [tenant]})
+
+    def messages(p: Plan) -> list[str]:
+        return [o.message for o in backup_policies.backup_declared.check(p, Context(today=date(2025, 1, 1)))
+                if o.message]
+
+    assert messages(with_repository(f"{BACKUP_ROOT}/2a004")) == []
+    assert "is not /srv/borg/2a004" in messages(with_repository(f"{BACKUP_ROOT}/2A004"))[0]
+
+
 def test_cli_errors_are_one_line_not_tracebacks(plan: Plan) -> None:
     from relais.cli.backup import app
 
