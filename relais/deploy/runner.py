@@ -201,9 +201,9 @@ def run_deploy(
         disconnect_all(state)
         return DeployReport(True, list(reports.values()))
 
-    # pyinfra keeps no facts between its phases: executing re-reads every fact. A host
-    # on which no operation would change anything has nothing to execute (the guarded
-    # ones only follow changes of the others): its results are those of the prepare phase.
+    # pyinfra keeps no facts between its phases: executing re-reads every fact. A host on
+    # which no unguarded operation would change anything has nothing to execute (those
+    # guarded by `_if` only follow changes of earlier ones): its results are the prepare's.
     settled: dict[str, list[OperationResult]] = {}
     for name, host in active.items():
         if reports[name].error:
@@ -255,9 +255,11 @@ def _serve_facts(state: Any, host: Any, target: Target) -> tuple[Callable[[], No
     known = FactLog.load(path)
     answers: dict[tuple[str, bool], prefetch.Result] = {}
     if known.commands and os.environ.get("RELAIS_FACT_BATCH", "on") != "off":
+        from paramiko import SSHException
+
         try:
             answers = prefetch.prefetch(known.commands, prefetch.ssh_runner(state, host))
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, SSHException) as exc:
             logging.getLogger(__name__).debug("fact batch on %s failed: %s", target.name, exc)
     log = FactLog(path)
     return prefetch.serve(host, state, log, answers), log

@@ -128,3 +128,30 @@ def test_record_is_per_host_as_reached() -> None:
 ])
 def test_only_plain_commands_are_batched(arguments: dict[str, object], expected: bool) -> None:
     assert prefetch.batchable(arguments) is expected
+
+
+def test_a_failed_batch_means_facts_read_one_by_one(local_host: tuple[State, object], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from paramiko import SSHException
+
+    from relais.deploy.runner import _serve_facts
+    from relais.deploy.targets import Target
+
+    class BrokenClient:
+        def exec_command(self, command: str) -> None:
+            raise SSHException("channel refused")
+
+    state, host = local_host
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = Target("h", "127.0.0.1", "relais", 22, tmp_path / "key", tmp_path / "known", lab=True)
+    record = FactLog(prefetch.record_path("h", "127.0.0.1", 22, "relais"))
+    record.add("echo live", False)
+    record.save()
+    host.connector.client = BrokenClient()  # type: ignore[attr-defined]
+    state.set_stage(StateStage.Prepare)
+    restore, log = _serve_facts(state, host, target)
+    try:
+        assert host.run_shell_command(StringCommand("echo live"))[1].stdout_lines == ["live"]  # type: ignore[attr-defined]
+    finally:
+        restore()
+    assert log is not None and log.commands == [("echo live", False)]
