@@ -583,8 +583,9 @@ def _assemble(
     if shared_cfg is not None and shared_server_name is not None:
         members = sorted(t.id for t in tenants if t.flavor == "matrix-shared" and t.host)
         # The regional homeserver is backed up as one job, next to its communes' backups.
+        member_ids = set(members)
         shared_backup = next((t.backup.target_host for t in tenants
-                              if t.id in set(members) and t.backup.target_host), None)
+                              if t.id in member_ids and t.backup.target_host), None)
         shared_service = _make(SharedService,
             backup_target=shared_backup,
             backup_repository=f"{BACKUP_ROOT}/shared" if shared_backup else None,
