@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relais.referential import cache_dir
+
 FORMAT = "relais.facts/v1"
 MAX_COMMANDS = 5000
 
@@ -45,15 +47,10 @@ _NEUTRAL: dict[str, tuple[object, ...]] = {
 _ANY_VALUE = frozenset({"_sudo", "_timeout", "_temp_dir", "_retries", "_retry_delay"})
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "relais" / "facts"
-
-
 def record_path(name: str, address: str, port: int, user: str) -> Path:
     """One record per host as the controller reaches it (lab instances reuse host names)."""
     key = hashlib.sha256(f"{name}|{address}|{port}|{user}".encode()).hexdigest()[:24]
-    return cache_dir() / f"{key}.json"
+    return cache_dir() / "facts" / f"{key}.json"
 
 
 def batchable(arguments: dict[str, Any]) -> bool:

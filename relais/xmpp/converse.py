@@ -32,8 +32,9 @@ _SKIPPED_NAMES = {"converse.js", "converse.css", "website.css", "website.min.css
 def cache_dir() -> Path:
     if os.environ.get(ENV_CACHE):
         return Path(os.environ[ENV_CACHE])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "relais" / "converse"
+    from relais.referential import cache_dir as relais_cache
+
+    return relais_cache() / "converse"
 
 
 def integrity_of(data: bytes) -> str:
