@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import compress, repeat
+from itertools import compress, count, groupby, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
 from types import MappingProxyType
@@ -183,8 +183,8 @@ def _violations(not_passed: list[Finding], strict: bool) -> list[Finding]:
     return [f for f in not_passed if f.status is Status.FAILED and f.severity in failing]
 
 
-_STATUS = itemgetter(3)
-"""Finding.status, read by C code (Finding is a tuple)."""
+_RULE, _SUBJECT, _STATUS = itemgetter(0), itemgetter(1), itemgetter(3)
+"""Finding.rule, .subject and .status, read by C code (Finding is a tuple)."""
 
 
 # --------------------------------------------------------------------------- renderers
@@ -448,8 +448,12 @@ def _junit_parts(report: Report) -> list[str | bytes]:
     and serialize, the lines take a fraction of that.
     """
     by_rule: dict[str, list[Finding]] = {}
-    for f in report.findings:
-        by_rule.setdefault(f.rule, []).append(f)
+    # Runs of findings of one rule (a check's findings come rule by rule), grouped in C.
+    for rule_id, run in groupby(report.findings, _RULE):
+        if rule_id in by_rule:
+            by_rule[rule_id].extend(run)
+        else:
+            by_rule[rule_id] = list(run)
     counts = report.counts()
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
     write = out.append
@@ -465,7 +469,9 @@ def _junit_parts(report: Report) -> list[str | bytes]:
     def suite(rule_id: str) -> str:
         findings = by_rule[rule_id]
         rule = report.rules.get(rule_id)
-        not_passed = [f for f in findings if f.status is not Status.PASSED]
+        # Positions of the findings that did not pass, found in C (nearly all of a region's pass).
+        others = list(compress(count(), map(is_not, map(_STATUS, findings), repeat(Status.PASSED))))
+        not_passed = [findings[i] for i in others]
         out = ["\n  " + _xml_tag("testsuite", {
             "name": f"{rule_id} {rule.title}" if rule else rule_id,
             "tests": str(len(findings)),
@@ -483,9 +489,19 @@ def _junit_parts(report: Report) -> list[str | bytes]:
                 write(f'\n      <property name="{_attr(name)}" value="{_attr(value)}" />')
             write("\n    </properties>")
         case_tail = f'" classname="{_attr(classname_prefix + rule_id)}" time="0"'
-        for f in findings:
+        case_head = '\n    <testcase name="'
+        passed_tail = case_tail + " />"
+        start = 0
+        for end in (*others, len(findings)):
+            if end > start:  # a run of passes: one template, joined in C
+                names = _attrs(list(map(_SUBJECT, findings[start:end])))
+                write(case_head + (passed_tail + case_head).join(names) + passed_tail)
+            start = end + 1
+            if end == len(findings):
+                break
+            f = findings[end]
             status = f.status
-            case = f'\n    <testcase name="{_attr(f.subject)}{case_tail}'
+            case = f'{case_head}{_attr(f.subject)}{case_tail}'
             if status is Status.FAILED:
                 write(f'{case}>\n      <failure type="{_attr(f.severity.value)}" message="{_attr(f.message)}"'
                       f"{_xml_text('failure', _failure_text(f))}\n    </testcase>")
@@ -498,9 +514,10 @@ def _junit_parts(report: Report) -> list[str | bytes]:
         write("\n  </testsuite>")
         return "".join(out)
 
-    rule_ids = sorted(by_rule)
-    suites = _joined_parts(suite, rule_ids, "", [len(by_rule[r]) for r in rule_ids])
-    return [*out, *suites, "\n</testsuites>\n"]
+    # In this process: passes are joined from a template in C (0.2 s for all of France), less
+    # than forking a helper for half of them would cost (the fork of a process holding the
+    # inventory, then copy-on-write faults).
+    return [*out, *map(suite, sorted(by_rule)), "\n</testsuites>\n"]
 
 
 def _attr(text: str) -> str:
@@ -515,6 +532,19 @@ def _attr(text: str) -> str:
     if "\t" in text:
         text = text.replace("\t", "&#09;")
     return text
+
+
+_ESCAPED = ("&", "<", ">", '"', "\r", "\n", "\t")
+"""The characters `_attr` changes."""
+
+
+def _attrs(texts: list[str]) -> Iterable[str]:
+    """`map(_attr, texts)`; the texts themselves when none of them has a character to escape
+    (looked for once in their concatenation, in C)."""
+    joined = "".join(texts)
+    if any(c in joined for c in _ESCAPED):
+        return map(_attr, texts)
+    return texts
 
 
 def _cdata(text: str) -> str:

@@ -91,6 +91,31 @@ def test_junit_validates_against_the_junit_xsd(report: Report) -> None:
     assert skipped is not None and "2025-12-31" in (skipped.get("message") or "")
 
 
+def test_junit_passes_around_failures_keep_their_order_and_escaping() -> None:
+    """Runs of passes are written from one template; subjects needing escaping, findings of a
+    rule split across the list and failures between passes come out as ElementTree reads them."""
+    subjects = ["a", 'b"&<>\tq', "c", "d\ne", "f", "g"]
+    statuses = [Status.PASSED, Status.PASSED, Status.FAILED, Status.PASSED, Status.WAIVED, Status.PASSED]
+    findings = [Finding("RGPD-01", s, Severity.ERROR, st, "ok" if st is Status.PASSED else "bad",
+                        waiver=WaiverNote("why", "2099-01-01") if st is Status.WAIVED else None)
+                for s, st in zip(subjects, statuses, strict=True)]
+    report = Report(tool="relais check", rules=RULES, today="2025-06-01", findings=[
+        *findings[:3], Finding("MSG-01", "x", Severity.WARNING, Status.PASSED, "ok"), *findings[3:]])
+    xml = to_junit(report)
+    xmlschema.XMLSchema(str(SCHEMAS / "junit-10.xsd")).validate(xml)
+    suites = {s.get("name", "").split()[0]: s for s in ET.fromstring(xml).iter("testsuite")}
+    cases = list(suites["RGPD-01"].iter("testcase"))
+    assert [c.get("name") for c in cases] == subjects
+    assert [(c.find("failure") is not None, c.find("skipped") is not None) for c in cases] == [
+        (False, False), (False, False), (True, False), (False, False), (False, True), (False, False)]
+    assert (suites["RGPD-01"].get("tests"), suites["RGPD-01"].get("failures"),
+            suites["RGPD-01"].get("skipped")) == ("6", "1", "1")
+    plain = to_junit(Report(tool="relais check", rules=RULES, today="2025-06-01", findings=[
+        Finding("RGPD-01", s, Severity.ERROR, Status.PASSED, "ok") for s in ("a", "b")]))
+    assert '<testcase name="a" classname="relais.check.RGPD-01" time="0" />\n' \
+           '    <testcase name="b" classname="relais.check.RGPD-01" time="0" />' in plain
+
+
 def test_sarif_validates_against_the_sarif_schema(report: Report) -> None:
     schema = json.loads((SCHEMAS / "sarif-2.1.0.json").read_text())
     sarif = json.loads(render(report, "sarif"))
