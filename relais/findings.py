@@ -132,6 +132,8 @@ class Report:
     inventory: str | None = None
     _not_passed: tuple[list[Finding], int, list[Finding]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    _outcomes: object = field(default=None, init=False, repr=False, compare=False)
+    """What the findings were made from, freed with the report (see `policies.engine`)."""
 
     def violations(self, *, strict: bool = False) -> list[Finding]:
         """Failed findings that make the run fail: errors, and warnings too when strict."""
