@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -28,9 +26,7 @@ from relais.errors import ProblemCollector
 from relais.inventory import load_commune, load_inventory
 from relais.portal import create_app
 from relais.referential import Referential
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+from tests.chromium import CHROMEDRIVER, CHROMIUM, chromium
 
 
 @pytest.fixture
@@ -51,29 +47,11 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriv
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")) or not Path(CHROMEDRIVER).exists():
         pytest.fail("Chromium and its driver are missing: run scripts/browser-prereqs.sh (as root), "
                     "which installs Debian's chromium and chromium-driver packages")
-    monkeypatch.setenv("SE_OFFLINE", "true")       # Selenium Manager never downloads anything
-    monkeypatch.setenv("SE_AVOID_STATS", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--disable-extensions", "--disable-domain-reliability",
-        "--disable-client-side-phishing-detection", "--no-first-run", "--no-default-browser-check",
-        "--metrics-recording-only", "--lang=fr-FR", "--window-size=1280,2000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        # Only loopback: no name resolves, and anything else goes to a closed port.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        "--proxy-server=http://127.0.0.1:9",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path / "chromium-profile", monkeypatch,
+                  # Only loopback: no name resolves, and anything else goes to a closed port.
+                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                  "--proxy-server=http://127.0.0.1:9", window="1280,2000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def fill(driver: WebDriver, field_id: str, value: str) -> None:

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -27,9 +25,7 @@ from relais.deploy import DeployReport
 from relais.lab import Lab
 from relais.plan import Plan, PlannedTenant
 from relais.secrets import ENV_PASSWORD_FILE, SecretStore, key_source
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+from tests.chromium import CHROMEDRIVER, chromium
 
 
 @pytest.fixture(scope="module")
@@ -56,28 +52,11 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: Plan, tenant:
     if key is not None:  # the vault key stays where it is when $HOME changes
         monkeypatch.setenv(ENV_PASSWORD_FILE, str(key))
     monkeypatch.setenv("HOME", str(home))  # Chromium reads $HOME/.pki/nssdb
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    monkeypatch.setenv("SE_AVOID_STATS", "true")
     address = plan.host(tenant.host or "").address
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--disable-extensions", "--disable-domain-reliability",
-        "--no-first-run", "--no-default-browser-check", "--lang=fr-FR", "--window-size=1280,1000",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--host-resolver-rules=MAP {tenant.domain} {address}, MAP * ~NOTFOUND",
-        "--no-proxy-server",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(tmp_path / "profile", monkeypatch,
+                  f"--host-resolver-rules=MAP {tenant.domain} {address}, MAP * ~NOTFOUND",
+                  "--no-proxy-server", page_load_timeout=60) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_agent_logs_in_to_the_web_client(deployed: DeployReport, lab: Lab, plan: Plan, tenant: PlannedTenant,
