@@ -298,9 +298,9 @@ def _joined_parts(render: Callable[[T], str], items: Sequence[T], sep: str,
     total = sum(weights) if weights is not None else len(items)
     if total < PARALLEL_MIN_FINDINGS or len(items) < 2 or not hasattr(os, "fork"):
         return [sep.join(map(render, items))]
-    from relais.inventory import _workers
+    from relais.inventory import workers
 
-    if _workers() < 2:
+    if workers() < 2:
         return [sep.join(map(render, items))]
     middle, done = 0, 0
     while middle < len(items) - 1 and done < total / 2:
@@ -309,8 +309,13 @@ def _joined_parts(render: Callable[[T], str], items: Sequence[T], sep: str,
     first, second = items[:middle], items[middle:]
     try:
         read_end, write_end = os.pipe()
+    except OSError:  # out of file descriptors
+        return [sep.join(map(render, items))]
+    try:
         pid = os.fork()
-    except OSError:
+    except OSError:  # process limits
+        os.close(read_end)
+        os.close(write_end)
         return [sep.join(map(render, items))]
     if pid == 0:  # the helper: render, send, leave without running any cleanup of the parent's
         status = 1

@@ -476,7 +476,7 @@ _PIPE_SIZE = 1 << 20
 Parsed = tuple[Any, LineMap] | Problem
 
 
-def _workers() -> int:
+def workers() -> int:
     """Processes to parse with: RELAIS_WORKERS, else the cores this process may use."""
     wanted = os.environ.get("RELAIS_WORKERS", "").strip()
     if wanted.isdigit():
@@ -494,7 +494,7 @@ def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[Parsed]:
 def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[Parsed]:
     """Read and parse the commune files, in order: data and line map, or the problem."""
     chunks = [names[i:i + _CHUNK] for i in range(0, len(names), _CHUNK)]
-    helpers = min(_workers(), 8) - 1
+    helpers = min(workers(), 8) - 1
     if helpers < 1 or len(names) < PARALLEL_MIN_FILES or not hasattr(os, "fork"):
         for chunk in chunks:
             yield from _read_chunk(folder, prefix, chunk)
