@@ -32,7 +32,7 @@ from relais.model import (
     Role,
 )
 from relais.referential import KIND_LABELS, Referential, normalize, slugify
-from relais.yamlsafe import LineMap, YamlFileError, line_of, read_yaml
+from relais.yamlsafe import LazyLines, LineMap, Lines, YamlFileError, line_of, read_yaml, read_yaml_data
 
 HOSTING_FILE = "hosting.yaml"
 COMMUNES_DIR = "communes"
@@ -44,7 +44,7 @@ class CommuneDecl:
     """One commune file, checked against the referential."""
 
     file: str
-    lines: LineMap
+    lines: Lines
     data: CommuneFile
     departement: str
     region: str
@@ -65,7 +65,7 @@ class CommuneDecl:
 class Inventory:
     root: Path
     hosting: Hosting
-    hosting_lines: LineMap
+    hosting_lines: Lines
     communes: list[CommuneDecl]
     referential_version: str
     warnings: list[Problem] = field(default_factory=list)
@@ -108,7 +108,7 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 
 def _pydantic_problems(
-    exc: ValidationError, file: str, lines: LineMap, model: type[BaseModel], data: Any
+    exc: ValidationError, file: str, lines: Lines, model: type[BaseModel], data: Any
 ) -> list[Problem]:
     problems = []
     for error in exc.errors(include_url=False):
@@ -130,7 +130,7 @@ def _one_problem(
     error: ErrorDetails,
     loc: tuple[str | int, ...],
     file: str,
-    lines: LineMap,
+    lines: Lines,
     model: type[BaseModel],
     data: Any,
 ) -> Problem:
@@ -198,7 +198,7 @@ def _kind_of(value: Any) -> str:
 
 def _parse_file(
     path: Path, display: str, model: type[BaseModel], problems: ProblemCollector
-) -> tuple[Any, LineMap] | None:
+) -> tuple[Any, Lines] | None:
     return _validate(_read(path, display), display, model, problems)
 
 
@@ -210,10 +210,24 @@ def _read(path: Path | str, display: str) -> tuple[Any, LineMap] | Problem:
         return exc.problem
 
 
+def _read_data(path: str, display: str) -> Any:
+    """Read and parse one commune file: its data (lines come later, if ever), or its Problem."""
+    try:
+        return read_yaml_data(path, display)
+    except YamlFileError as exc:
+        return exc.problem
+
+
+def _with_lines(data: Any, path: str, display: str) -> tuple[Any, Lines] | Problem:
+    if isinstance(data, Problem):
+        return data
+    return data, LazyLines(path, display)
+
+
 def _validate(
-    parsed: tuple[Any, LineMap] | Problem, display: str, model: type[BaseModel],
+    parsed: tuple[Any, Lines] | Problem, display: str, model: type[BaseModel],
     problems: ProblemCollector,
-) -> tuple[Any, LineMap] | None:
+) -> tuple[Any, Lines] | None:
     if isinstance(parsed, Problem):
         problems.problems.append(parsed)
         return None
@@ -233,7 +247,7 @@ def _validate(
         return None
 
 
-def load_hosting(root: Path, problems: ProblemCollector) -> tuple[Hosting, LineMap] | None:
+def load_hosting(root: Path, problems: ProblemCollector) -> tuple[Hosting, Lines] | None:
     path = root / HOSTING_FILE
     display = _display(root, path)
     if not path.is_file():
@@ -250,7 +264,7 @@ def load_hosting(root: Path, problems: ProblemCollector) -> tuple[Hosting, LineM
     return hosting, lines
 
 
-def _check_hosting(hosting: Hosting, lines: LineMap, file: str, problems: ProblemCollector) -> None:
+def _check_hosting(hosting: Hosting, lines: Lines, file: str, problems: ProblemCollector) -> None:
     seen_addresses: dict[str, str] = {}
     subnet = hosting.lab.subnet
     gateway = next(subnet.hosts())
@@ -313,11 +327,12 @@ def load_commune(
     path: Path, display: str, referential: Referential, problems: ProblemCollector,
     warnings: list[Problem],
 ) -> CommuneDecl | None:
-    return _check_commune(path.name, display, _read(path, display), referential, problems, warnings)
+    parsed = _with_lines(_read_data(str(path), display), str(path), display)
+    return _check_commune(path.name, display, parsed, referential, problems, warnings)
 
 
 def _check_commune(
-    name: str, display: str, parsed: tuple[Any, LineMap] | Problem, referential: Referential,
+    name: str, display: str, parsed: tuple[Any, Lines] | Problem, referential: Referential,
     problems: ProblemCollector, warnings: list[Problem],
 ) -> CommuneDecl | None:
     match = COMMUNE_FILE_RE.match(name)
@@ -473,7 +488,8 @@ PARALLEL_MIN_FILES = 2000
 _CHUNK = 64
 _PIPE_SIZE = 1 << 20
 
-Parsed = tuple[Any, LineMap] | Problem
+Parsed = Any
+"""A commune file's data, or the Problem that stops it (lines: `LazyLines`)."""
 
 
 def workers() -> int:
@@ -488,7 +504,7 @@ def workers() -> int:
 
 
 def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[Parsed]:
-    return [_read(f"{folder}/{name}", f"{prefix}/{name}") for name in names]
+    return [_read_data(f"{folder}/{name}", f"{prefix}/{name}") for name in names]
 
 
 def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[Parsed]:
@@ -617,8 +633,11 @@ def _load_inventory(root: Path, referential: Referential) -> Inventory:
     names = _commune_names(folder)
     # `_display(root, folder / name)`, without a Path per file.
     prefix = _display(root, folder)
-    for name, parsed in zip(names, _read_all(str(folder), names, prefix), strict=True):
-        decl = _check_commune(name, f"{prefix}/{name}", parsed, referential, problems, warnings)
+    where = str(folder)
+    for name, data in zip(names, _read_all(where, names, prefix), strict=True):
+        display = f"{prefix}/{name}"
+        parsed = _with_lines(data, f"{where}/{name}", display)
+        decl = _check_commune(name, display, parsed, referential, problems, warnings)
         if decl is not None:
             communes.append(decl)
     _check_cross_file(loaded[0] if loaded else None, communes, problems)

@@ -14,7 +14,7 @@ builds the data and its line map.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 Path_ = tuple[str | int, ...]
 LineMap = dict[Path_, int]
+Lines = Mapping[Path_, int]
+"""What reads line numbers accepts: a LineMap, or the LazyLines of a file read for its data."""
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 20_000
@@ -166,6 +168,63 @@ class _Builder:
             return [build(item, (*path, i), child_depth) for i, item in enumerate(node.value)]
         raise YamlProblem(node.start_mark.line + 1, "unsupported YAML node")  # pragma: no cover
 
+    def data(self, node: Node, depth: int) -> Any:
+        """`build` without the line map: the same data, or None at the first problem.
+
+        Most files are read only for their data: their lines matter only when something
+        in them is wrong, and then the file is parsed again with `build`, which reports
+        the problem itself. Skipping the map (a tuple and a dict entry per value) makes
+        this pass twice as fast.
+        """
+        self.count += 1
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            return _FAILED
+        cls = node.__class__
+        if cls is ScalarNode:
+            if node.tag == _STR_TAG:
+                return node.value
+            try:
+                return _scalar(node)
+            except YamlProblem:
+                return _FAILED
+        child_depth = depth + 1
+        if cls is MappingNode:
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _STR_TAG and key_node.__class__ is ScalarNode:
+                    key = key_node.value
+                else:
+                    try:
+                        key = _key(key_node)
+                    except YamlProblem:
+                        return _FAILED
+                if key in result:
+                    return _FAILED
+                if value_node.__class__ is ScalarNode and value_node.tag == _STR_TAG:
+                    self.count += 1
+                    if self.count > MAX_NODES or child_depth > MAX_DEPTH:
+                        return _FAILED
+                    result[key] = value_node.value
+                else:
+                    value = self.data(value_node, child_depth)
+                    if value is _FAILED:
+                        return _FAILED
+                    result[key] = value
+            return result
+        if cls is SequenceNode:
+            items = []
+            for item in node.value:
+                value = self.data(item, child_depth)
+                if value is _FAILED:
+                    return _FAILED
+                items.append(value)
+            return items
+        return _FAILED  # pragma: no cover
+
+
+_FAILED: Any = object()
+"""What `_Builder.data` returns when the document has a problem (`build` then names it)."""
+
 
 def _key(key_node: Node) -> str:
     """A mapping key that is not plain text: an integer is accepted (as text), nothing else."""
@@ -237,6 +296,32 @@ def _scalar(node: Node) -> Any:
 
 def parse_text(text: str) -> tuple[Any, LineMap]:
     """Parse one YAML document; return the plain data and its line map."""
+    node = _compose(text)
+    if node is None:
+        return None, {}
+    builder = _Builder()
+    try:
+        data = builder.build(node, (), 0)
+    except RecursionError:
+        raise YamlProblem(node.start_mark.line + 1, "recursive aliases are not supported") from None
+    return data, builder.lines
+
+
+def parse_data(text: str) -> Any:
+    """:func:`parse_text` without the line map: the same data, or the same YamlProblem."""
+    node = _compose(text)
+    if node is None:
+        return None
+    try:
+        data = _Builder().data(node, 0)
+    except RecursionError:
+        data = _FAILED
+    if data is _FAILED:  # parse again with lines, to report the problem where it is
+        return parse_text(text)[0]
+    return data
+
+
+def _compose(text: str) -> Node | None:
     try:
         loader = _Parser(text)
         try:
@@ -249,28 +334,34 @@ def parse_text(text: str) -> tuple[Any, LineMap]:
         raise YamlProblem(line, f"not valid YAML: {exc.problem or exc}", None) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"not valid YAML: {exc}") from None
-    if node is None:
-        return None, {}
-    builder = _Builder()
-    try:
-        data = builder.build(node, (), 0)
-    except RecursionError:
-        raise YamlProblem(node.start_mark.line + 1, "recursive aliases are not supported") from None
-    return data, builder.lines
+    return node
 
 
 def read_yaml(path: Path | str, display: str) -> tuple[Any, LineMap]:
     """Read a YAML file as UTF-8, raising a located :class:`Problem` on any defect."""
+    return decode_and_parse(_read_bytes(path, display), display)
+
+
+def read_yaml_data(path: Path | str, display: str) -> Any:
+    """:func:`read_yaml` without the line map (see `LazyLines` for when lines are needed)."""
+    return _parse(_decode(_read_bytes(path, display), display), display, parse_data)
+
+
+def _read_bytes(path: Path | str, display: str) -> bytes:
     try:
         with open(path, "rb") as stream:
-            raw = stream.read()
+            return stream.read()
     except OSError as exc:
         raise _problem(display, None, f"cannot read file: {exc.strerror}") from None
-    return decode_and_parse(raw, display)
 
 
 def decode_and_parse(raw: bytes, display: str) -> tuple[Any, LineMap]:
     """:func:`read_yaml` on bytes already read."""
+    result: tuple[Any, LineMap] = _parse(_decode(raw, display), display, parse_text)
+    return result
+
+
+def _decode(raw: bytes, display: str) -> str:
     if len(raw) > MAX_BYTES:
         raise _problem(display, None, f"file is larger than {MAX_BYTES // 1000} kB",
                        "a declaration file is a few kB; is this the right file?")
@@ -287,8 +378,12 @@ def decode_and_parse(raw: bytes, display: str) -> tuple[Any, LineMap]:
     if "\x00" in text:
         raise _problem(display, text[: text.index("\x00")].count("\n") + 1,
                        "file contains a NUL byte", "is this a binary file?")
+    return text
+
+
+def _parse(text: str, display: str, parse: Callable[[str], Any]) -> Any:
     try:
-        return parse_text(text)
+        return parse(text)
     except YamlProblem as exc:
         raise _problem(display, exc.line, exc.message, exc.hint) from None
 
@@ -303,7 +398,40 @@ def _problem(file: str, line: int | None, message: str, hint: str | None = None)
     return YamlFileError(Problem(file, line, "", message, None, hint))
 
 
-def line_of(lines: LineMap, loc: Path_) -> int | None:
+class LazyLines(Mapping[Path_, int]):
+    """The line map of a file read with `read_yaml_data`, made on first use.
+
+    Lines serve only to point at problems, so for the many files with none the map is
+    never made. The file is parsed again when it is; if it changed or went away in
+    between, the map is empty and problems are reported without a line.
+    """
+
+    __slots__ = ("_display", "_lines", "_path")
+
+    def __init__(self, path: Path | str, display: str) -> None:
+        self._path = path
+        self._display = display
+        self._lines: LineMap | None = None
+
+    def _map(self) -> LineMap:
+        if self._lines is None:
+            try:
+                self._lines = read_yaml(self._path, self._display)[1]
+            except YamlFileError:
+                self._lines = {}
+        return self._lines
+
+    def __getitem__(self, loc: Path_) -> int:
+        return self._map()[loc]
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+
+def line_of(lines: Lines, loc: Path_) -> int | None:
     """Line of the deepest known prefix of `loc`."""
     for end in range(len(loc), -1, -1):
         line = lines.get(tuple(loc[:end]))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relais.errors import InventoryError
-from relais.lock import read_lock, render_lock, write_lock
+from relais import lock as lock_mod
+from relais.errors import InventoryError, LockError
+from relais.lock import Placement, read_lock, render_lock, write_lock
 from relais.plan import Plan
 from relais.planner import PlanResult, plan_directory
 from relais.referential import Referential
@@ -180,6 +182,44 @@ def test_lock_file_round_trip(tmp_path: Path, ref: Referential) -> None:
     assert again.lock == result.lock
     assert {t.placement for t in again.plan.tenants} == {"locked"}
 
+
+LOCK_AS_WRITTEN = render_lock({
+    "14118": Placement("msg-a", 3, "backup-b"), "2A004": Placement("msg-b", None, "backup-a"),
+    "76540": Placement("msg-a", 0, None), "27229": Placement("msg-b"),
+})
+
+
+def lock_by_yaml(root: Path) -> dict[str, Placement]:
+    """The lock as the YAML path reads it (what `read_lock` gives for a hand-edited file)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lock_mod, "_as_written", lambda text: None)
+        return read_lock(root)
+
+
+def test_lock_as_written_reads_as_yaml_does(tmp_path: Path) -> None:
+    (tmp_path / "placements.lock").write_text(LOCK_AS_WRITTEN)
+    assert read_lock(tmp_path) == lock_by_yaml(tmp_path) == {
+        "14118": Placement("msg-a", 3, "backup-b"), "2A004": Placement("msg-b", None, "backup-a"),
+        "76540": Placement("msg-a", 0, None), "27229": Placement("msg-b", None, None)}
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace('{host: msg-a, slot: 3', '{ host: msg-c, slot: 3'),   # spacing
+    lambda t: t.replace('"76540"', "'76540'"),                                   # quotes
+    lambda t: t + "  # moved 27229 by hand\n",                                   # a comment
+    lambda t: t.replace("  \"27229\": {host: msg-b}\n",
+                        "  \"27229\":\n    host: msg-c\n    slot: 7\n"),     # block style
+])
+def test_a_lock_edited_by_hand_is_read_as_yaml(tmp_path: Path, edit: Callable[[str], str]) -> None:
+    (tmp_path / "placements.lock").write_text(edit(LOCK_AS_WRITTEN))
+    assert lock_mod._as_written(edit(LOCK_AS_WRITTEN)) is None
+    assert read_lock(tmp_path) == lock_by_yaml(tmp_path)
+
+
+def test_a_host_yaml_reads_as_a_word_is_refused_as_before(tmp_path: Path) -> None:
+    (tmp_path / "placements.lock").write_text(render_lock({"14118": Placement("on")}))
+    with pytest.raises(LockError, match=r"expected \{host: NAME"):
+        read_lock(tmp_path)
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
