@@ -57,6 +57,11 @@ class CommuneDecl:
         # Asked a dozen times per commune by the checks and the planner: read once.
         return self.data.commune.insee
 
+    @cached_property
+    def logins(self) -> tuple[str, ...]:
+        """Each agent's login (declared, or derived from the name; "" when none can be)."""
+        return tuple(agent_login(a.name, a.login) for a in self.data.tenant.agents)
+
     def line(self, *loc: str | int) -> int | None:
         return line_of(self.lines, loc)
 
@@ -421,8 +426,7 @@ def _check_cross_file(
                              f"domain {tenant.domain} is already used by {domains[tenant.domain].file}")
             domains[tenant.domain] = decl
         logins: dict[str, int] = {}
-        for index, agent in enumerate(tenant.agents):
-            login = agent_login(agent.name, agent.login)
+        for index, login in enumerate(decl.logins):
             if not login:
                 problems.add(decl.file, decl.line("tenant", "agents", index, "name"),
                              f"tenant.agents[{index}].name", "no login can be derived from this name",
@@ -487,6 +491,7 @@ def gc_paused() -> Iterator[None]:
 PARALLEL_MIN_FILES = 2000
 _CHUNK = 64
 _PIPE_SIZE = 1 << 20
+_OWN_PERIOD = 4
 
 Parsed = Any
 """A commune file's data, or the Problem that stops it (lines: `LazyLines`)."""
@@ -529,7 +534,7 @@ def _read_forked(folder: str, prefix: str, chunks: list[list[str]], helpers: int
     balances the two cores), with more it parses none. A helper that cannot
     start or dies leaves its chunks to this process.
     """
-    period = 4 if helpers == 1 else 0
+    period = _OWN_PERIOD if helpers == 1 else 0
     lanes: list[int] = []  # who parses chunk i: -1 this process, else a helper's index
     helper = 0
     for index in range(len(chunks)):

@@ -16,6 +16,40 @@ from pydantic import BaseModel, ConfigDict, Field
 PLAN_SCHEMA = "relais.plan/v1"
 
 
+class NotPlanned(list[Any]):
+    """Stands in the Plan for a part that was not built.
+
+    `relais check` asks the planner for the Plan the policies read: without the
+    operational parts no rule reads (agents' accounts, secret references, probes, DNS
+    records), which are two thirds of a region's Plan objects. Any use of a part left
+    out raises, so a rule that starts reading one fails on its first run (every test
+    of the shipped region runs the check) instead of seeing an empty list.
+    """
+
+    __slots__ = ("part",)
+
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotPlannedError(
+            f"the Plan was built without its {self.part} (build_plan(..., operational=False), "
+            "as `relais check` does); plan them in full to read them")
+
+    __iter__ = __len__ = __getitem__ = __contains__ = __reversed__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __mul__ = _refuse
+    index = count = copy = _refuse
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"NotPlanned({self.part!r})"
+
+
+class NotPlannedError(RuntimeError):
+    """A rule or tool read a part of the Plan that was not built (see NotPlanned)."""
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from relais import referential as referential_mod
 from relais.firewall import HostFacts, host_rules
-from relais.inventory import CommuneDecl, Inventory, agent_login, gc_paused, load_inventory
+from relais.inventory import CommuneDecl, Inventory, gc_paused, load_inventory
 from relais.lock import Lock, Placement, read_lock
 from relais.model import Flavor, MessagingSettings, Role, Status
 from relais.plan import (
@@ -28,6 +28,7 @@ from relais.plan import (
     FirewallRule,
     HostCapacity,
     LabNetwork,
+    NotPlanned,
     Plan,
     PlannedAdmin,
     PlannedAgent,
@@ -147,8 +148,11 @@ class _HostState:
             self.shared = True
 
 
-def plan_directory(root: Path, *, referential: referential_mod.Referential | None = None) -> PlanResult:
-    """Load the inventory in `root` with its lock and plan it (reads files, writes nothing)."""
+def plan_directory(root: Path, *, referential: referential_mod.Referential | None = None,
+                   operational: bool = True) -> PlanResult:
+    """Load the inventory in `root` with its lock and plan it (reads files, writes nothing).
+
+    `operational=False` leaves out what only deploys and probes read (see `build_plan`)."""
     from relais.provision.outputs import read_provisioned
 
     ref = referential if referential is not None else referential_mod.load_or_fetch()
@@ -157,15 +161,22 @@ def plan_directory(root: Path, *, referential: referential_mod.Referential | Non
                    for name, host in read_provisioned(root).items()}
     if provisioned:
         inventory = replace(inventory, provisioned=provisioned)
-    return build_plan(inventory, read_lock(root))
+    return build_plan(inventory, read_lock(root), operational=operational)
 
 
-def build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
+def build_plan(inventory: Inventory, lock: Lock, *, operational: bool = True) -> PlanResult:
+    """Plan `inventory`: placement (keeping `lock`'s), then every object of the Plan.
+
+    With `operational=False`, the agents' accounts, secret references, probes and DNS
+    records are left out (each list is a `NotPlanned`, which refuses any use): the
+    policies read none of them, and they are two thirds of the objects of a region's
+    Plan. Placement, and every other field, are the same.
+    """
     with gc_paused():
-        return _build_plan(inventory, lock)
+        return _build_plan(inventory, lock, operational)
 
 
-def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
+def _build_plan(inventory: Inventory, lock: Lock, operational: bool = True) -> PlanResult:
     hosting = inventory.hosting
     syndicate_domain = hosting.syndicate.domain
     shared_cfg = hosting.shared_homeserver
@@ -181,7 +192,15 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
     backups = [s for s in states.values() if Role.BACKUP in s.roles]
 
     decls = sorted(inventory.communes, key=lambda d: d.insee)
-    needs = {d.insee: tenant_need(d.data.tenant.flavor, d.data.tenant.accounts) for d in decls}
+    needs: dict[str, Need] = {}
+    need_of: dict[tuple[Flavor, int], Need] = {}  # a Need is frozen; most tenants share a few
+    for d in decls:
+        tenant = d.data.tenant
+        key = (tenant.flavor, tenant.accounts)
+        need = need_of.get(key)
+        if need is None:
+            need = need_of[key] = tenant_need(*key)
+        needs[d.insee] = need
     placed: dict[str, Placement] = {}
     unplaced: list[Unplaced] = []
     origin: dict[str, str] = {}
@@ -273,7 +292,8 @@ def _build_plan(inventory: Inventory, lock: Lock) -> PlanResult:
         placed[insee] = Placement(placement.host, placement.slot, target.name if target else None)
 
     new_lock: Lock = dict(placed)
-    plan = _assemble(inventory, decls, placed, origin, needs, states, unplaced, shared_server_name)
+    plan = _assemble(inventory, decls, placed, origin, needs, states, unplaced, shared_server_name,
+                     operational)
     return PlanResult(plan, new_lock, inventory)
 
 
@@ -396,6 +416,7 @@ def _assemble(
     states: dict[str, _HostState],
     unplaced: list[Unplaced],
     shared_server_name: str | None,
+    operational: bool,
 ) -> Plan:
     hosting = inventory.hosting
     domain = hosting.syndicate.domain
@@ -403,9 +424,6 @@ def _assemble(
     addresses = _lab_addresses(inventory)
     fqdn = {name: f"{name}.infra.{domain}" for name in hosting.hosts}
     unplaced_ids = {u.tenant for u in unplaced}
-    syndicate_domains: set[str] = {domain}
-    if shared_server_name:
-        syndicate_domains.add(shared_server_name)
 
     def find_proxy(host_name: str) -> str:
         host = hosting.hosts[host_name]
@@ -436,6 +454,7 @@ def _assemble(
             public_ips[host_name] = find_public_ip(host_name)
         return public_ips[host_name]
 
+    not_planned = NotPlanned("agents, secret references, probes and DNS records")
     # Most tenants keep the syndicate's messaging defaults: plan those settings once.
     default_settings = MessagingSettings()
     default_messaging = _messaging(default_settings, defaults.messaging)
@@ -482,7 +501,6 @@ def _assemble(
             server_name = service_domain
             own = tenant_domain is not None and not (
                 tenant_domain == domain or tenant_domain.endswith(dot_domain))
-            syndicate_domains.add(service_domain)
         need = needs[insee]
         declared = tenant.retention
         retention = _make(PlannedRetention,
@@ -490,15 +508,11 @@ def _assemble(
             logs_days=declared.logs or default_logs or 180,
             logs_justification=declared.logs_justification or default_justification,
         )
-        secrets: list[SecretRef] = []
         unix_user = database = None
         port = metrics_port = None
-        prefix = f"tenants/{key}"
         if flavor is dedicated_flavor:
             unix_user = f"synapse-{key}"
             database = f"synapse_{key}"
-            for name_, kind in dedicated_secrets:
-                secrets.append(_make(SecretRef, ref=f"{prefix}/{name_}", kind=kind))
             if placement is not None and placement.slot is not None:
                 port = DEDICATED_HTTP_BASE + placement.slot
                 metrics_port = DEDICATED_METRICS_BASE + placement.slot
@@ -507,48 +521,56 @@ def _assemble(
             database = "synapse_shared"
         else:
             unix_user = "prosody"
-        secrets.append(_make(SecretRef, ref=f"{prefix}/backup_passphrase", kind="passphrase"))
-        secrets.append(_make(SecretRef, ref=f"{prefix}/backup_ssh_key", kind="ssh-key"))
-        agents = []
-        for agent in tenant.agents:
-            login = agent_login(agent.name, agent.login)
-            if flavor is shared_flavor:
-                login = f"{decl.slug}.{login}"
-            address = f"{login}@{server_name}" if flavor is xmpp_flavor else f"@{login}:{server_name}"
-            agents.append(_make(PlannedAgent,
-                name=agent.name, email=agent.email, login=login, address=address,
-                password=_make(SecretRef, ref=f"{prefix}/agents/{login}", kind="password")))
         host_name = placement.host if placement else None
-        probes: list[Probe] = []
-        if host_name is not None and tenant.status in probed:
-            if flavor is xmpp_flavor:
-                probes += [_make(Probe, kind="xmpp-c2s", target=f"{server_name}:5222"),
-                           _make(Probe, kind="xmpp-s2s", target=f"{server_name}:5269")]
-            else:
-                probes += [_make(Probe, kind="matrix-client",
-                                 target=f"https://{server_name}/_matrix/client/versions")]
-                if flavor is dedicated_flavor:
-                    probes.append(_make(Probe, kind="matrix-federation", target=f"{server_name}:8448"))
-                    if metrics_port is not None and host_name in addresses:
-                        probes.append(_make(Probe,
-                            kind="metrics", target=f"{addresses[host_name]}:{metrics_port}"))
-        if host_name is not None and service_domain is not None:
-            proxy = proxy_for(host_name)
-            ip = public_ip(proxy)
-            managed = "commune" if own else "syndicate"
-            if ip:
-                dns.append(_make(DnsRecord, name=service_domain, type="A", value=ip,
-                                 ttl=3600, managed_by=managed))
-            if flavor is xmpp_flavor:
-                target = f"{fqdn[host_name]}."
-                dns += [
-                    _make(DnsRecord, name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
-                          value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
-                    _make(DnsRecord, name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
-                          value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
-                    _make(DnsRecord, name=f"conference.{service_domain}", type="CNAME",
-                          value=f"{service_domain}.", ttl=3600, managed_by=managed),
-                ]
+        secrets: list[SecretRef] = not_planned
+        agents: list[PlannedAgent] = not_planned
+        probes: list[Probe] = not_planned
+        if operational:
+            prefix = f"tenants/{key}"
+            secrets = []
+            if flavor is dedicated_flavor:
+                for name_, kind in dedicated_secrets:
+                    secrets.append(_make(SecretRef, ref=f"{prefix}/{name_}", kind=kind))
+            secrets.append(_make(SecretRef, ref=f"{prefix}/backup_passphrase", kind="passphrase"))
+            secrets.append(_make(SecretRef, ref=f"{prefix}/backup_ssh_key", kind="ssh-key"))
+            agents = []
+            for agent, login in zip(tenant.agents, decl.logins, strict=True):
+                if flavor is shared_flavor:
+                    login = f"{decl.slug}.{login}"
+                address = f"{login}@{server_name}" if flavor is xmpp_flavor else f"@{login}:{server_name}"
+                agents.append(_make(PlannedAgent,
+                    name=agent.name, email=agent.email, login=login, address=address,
+                    password=_make(SecretRef, ref=f"{prefix}/agents/{login}", kind="password")))
+            probes = []
+            if host_name is not None and tenant.status in probed:
+                if flavor is xmpp_flavor:
+                    probes += [_make(Probe, kind="xmpp-c2s", target=f"{server_name}:5222"),
+                               _make(Probe, kind="xmpp-s2s", target=f"{server_name}:5269")]
+                else:
+                    probes += [_make(Probe, kind="matrix-client",
+                                     target=f"https://{server_name}/_matrix/client/versions")]
+                    if flavor is dedicated_flavor:
+                        probes.append(_make(Probe, kind="matrix-federation", target=f"{server_name}:8448"))
+                        if metrics_port is not None and host_name in addresses:
+                            probes.append(_make(Probe,
+                                kind="metrics", target=f"{addresses[host_name]}:{metrics_port}"))
+            if host_name is not None and service_domain is not None:
+                proxy = proxy_for(host_name)
+                ip = public_ip(proxy)
+                managed = "commune" if own else "syndicate"
+                if ip:
+                    dns.append(_make(DnsRecord, name=service_domain, type="A", value=ip,
+                                     ttl=3600, managed_by=managed))
+                if flavor is xmpp_flavor:
+                    target = f"{fqdn[host_name]}."
+                    dns += [
+                        _make(DnsRecord, name=f"_xmpp-client._tcp.{service_domain}", type="SRV",
+                              value=f"0 5 5222 {target}", ttl=3600, managed_by=managed),
+                        _make(DnsRecord, name=f"_xmpp-server._tcp.{service_domain}", type="SRV",
+                              value=f"0 5 5269 {target}", ttl=3600, managed_by=managed),
+                        _make(DnsRecord, name=f"conference.{service_domain}", type="CNAME",
+                              value=f"{service_domain}.", ttl=3600, managed_by=managed),
+                    ]
         if insee in unplaced_ids:
             state_label = "unplaced"
         elif placement is None:
@@ -574,7 +596,7 @@ def _assemble(
                 encryption=encryption),
             messaging=(default_messaging if tenant.messaging == default_settings
                        else _messaging(tenant.messaging, defaults.messaging)),
-            federation_extra=sorted(set(tenant.federation.allow)),
+            federation_extra=sorted(set(allow)) if (allow := tenant.federation.allow) else [],
             mairie=contacts.mairie, dpo_name=contacts.dpo.name,
             dpo_email=contacts.dpo.email, probes=probes, secrets=secrets,
         ))
@@ -696,7 +718,7 @@ def _assemble(
         admins=[_make(PlannedAdmin, login=login, name=a.name, email=a.email,
                                              ssh_keys=list(a.ssh_keys))
                 for login, a in sorted(hosting.admins.items())],
-        dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)),
+        dns=sorted(dns, key=lambda r: (r.name, r.type, r.value)) if operational else not_planned,
         federation=_make(PlannedFederation,
             matrix=matrix_servers, xmpp=xmpp_servers, allow=sorted(defaults.federation.allow)),
         admin_sources=admin_sources,

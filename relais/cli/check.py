@@ -96,7 +96,8 @@ def command(
     when = parse_today(today)
     from relais.planner import plan_directory
 
-    result = plan_directory(state.inventory)  # = load_plan(state), the inventory kept (see below)
+    # = load_plan(state), the inventory kept, and only the parts of the Plan the policies read.
+    result = plan_directory(state.inventory, operational=False)
     report: Report = catalog.check_plan(result.plan, today=when, inventory=state.inventory, only=rules)
     emit(report, report_format, output, console, strict=strict, show_passed=show_passed)
     code = report.exit_code(strict=strict)

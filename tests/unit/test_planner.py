@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from relais import lock as lock_mod
 from relais.errors import InventoryError, LockError
 from relais.lock import Placement, read_lock, render_lock, write_lock
-from relais.plan import Plan
+from relais.plan import NotPlanned, NotPlannedError, Plan
 from relais.planner import PlanResult, plan_directory
 from relais.referential import Referential
 
@@ -56,6 +56,41 @@ def test_plan_round_trips_through_its_schema(inventory_dir: Path, ref: Referenti
     data = json.loads(json.dumps(plan.to_json()))
     again = Plan.model_validate(data)
     assert again.to_json() == plan.to_json()
+
+
+LEFT_OUT = ("agents", "secrets", "probes")
+"""The tenants' parts a Plan built for the policies leaves out (and the Plan's `dns`)."""
+
+
+def test_the_plan_for_policies_differs_only_by_the_parts_left_out(tmp_path: Path, ref: Referential) -> None:
+    # Every flavor, a commune's own domain and an unplaced tenant: every branch of the planner.
+    write_hosting(tmp_path, [host_line("msg-a", "caen", "messaging, proxy, database", ram="3GiB"),
+                             host_line("backup-b", "rouen", "backup")], shared="msg-a")
+    for index, insee in enumerate(NORMANDIE):
+        flavor = FLAVORS[index % 3]
+        path = write_commune(tmp_path, ref, insee, flavor, seats=1 + 37 * index)
+        path.write_text(path.read_text()
+                        + (f"  domain: ville-{insee}.fr\n" if flavor == "matrix-dedicated" else "")
+                        + "  agents:\n    - {name: Jeanne Lefèvre, email: j.lefevre@commune.example.fr}\n")
+    full = plan_directory(tmp_path, referential=ref).plan
+    lean = plan_directory(tmp_path, referential=ref, operational=False).plan
+    assert full.unplaced and {t.flavor for t in full.tenants if t.host} == set(FLAVORS)
+    assert any(t.own_domain for t in full.tenants) and all(t.agents for t in full.tenants)
+    assert lean.model_dump(exclude={"dns": True, "tenants": {"__all__": set(LEFT_OUT)}}) == full.model_dump(
+        exclude={"dns": True, "tenants": {"__all__": set(LEFT_OUT)}})
+    assert all(isinstance(getattr(t, part), NotPlanned) for t in lean.tenants for part in LEFT_OUT)
+    assert isinstance(lean.dns, NotPlanned)
+
+
+@pytest.mark.parametrize("use", [
+    lambda p: list(p.tenants[0].agents), lambda p: len(p.tenants[0].secrets), lambda p: bool(p.dns),
+    lambda p: p.tenants[0].probes[0], lambda p: "x" in p.dns, lambda p: p.dns == [],
+])
+def test_a_part_left_out_refuses_any_use(inventory_dir: Path, ref: Referential,
+                                         use: Callable[[Plan], object]) -> None:
+    lean = plan_directory(inventory_dir, referential=ref, operational=False).plan
+    with pytest.raises(NotPlannedError, match="without its agents, secret references"):
+        use(lean)
 
 
 def test_plan_schema_document_is_current() -> None:

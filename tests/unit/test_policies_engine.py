@@ -30,7 +30,7 @@ TODAY = date(2025, 6, 1)
 @pytest.fixture(scope="session")
 def shipped_plan(referential_cache: Path) -> Iterator[Plan]:
     """The Plan of the shipped example region (read only: nothing is written)."""
-    yield plan_directory(SHIPPED_INVENTORY, referential=referential.load()).plan
+    yield plan_directory(SHIPPED_INVENTORY, referential=referential.load(), operational=False).plan
 
 
 def run(rule: Rule, plan: Plan, ctx: Context | None = None) -> dict[str, Outcome]:
