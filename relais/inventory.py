@@ -13,11 +13,12 @@ import os
 import pickle
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -453,8 +454,12 @@ def agent_login(name: str, login: str | None) -> str:
     return _NOT_LOGIN.sub("", slugify(name).replace("-", "."))[:64].strip(".")
 
 
-def load_inventory(root: Path, referential: Referential) -> Inventory:
-    """Read and check every declaration; raise InventoryError listing all problems."""
+def load_inventory(root: Path, referential: Referential | Callable[[], Referential]) -> Inventory:
+    """Read and check every declaration; raise InventoryError listing all problems.
+
+    `referential` may be given as the function that loads it: it is then loaded while the
+    first commune files are being read (by forked helpers, for a large inventory).
+    """
     with gc_paused():
         return _load_inventory(root, referential)
 
@@ -512,7 +517,7 @@ def _read_chunk(folder: str, prefix: str, names: list[str]) -> list[Parsed]:
     return [_read_data(f"{folder}/{name}", f"{prefix}/{name}") for name in names]
 
 
-def _read_all(folder: str, names: list[str], prefix: str) -> Iterator[Parsed]:
+def _read_all(folder: str, names: list[str], prefix: str) -> Generator[Parsed, None, None]:
     """Read and parse the commune files, in order: data and line map, or the problem."""
     chunks = [names[i:i + _CHUNK] for i in range(0, len(names), _CHUNK)]
     helpers = min(workers(), 8) - 1
@@ -625,7 +630,7 @@ def _receive(stream: BinaryIO) -> list[Parsed] | None:
     return results
 
 
-def _load_inventory(root: Path, referential: Referential) -> Inventory:
+def _load_inventory(root: Path, official: Referential | Callable[[], Referential]) -> Inventory:
     problems = ProblemCollector()
     warnings: list[Problem] = []
     if not root.is_dir():
@@ -639,7 +644,19 @@ def _load_inventory(root: Path, referential: Referential) -> Inventory:
     # `_display(root, folder / name)`, without a Path per file.
     prefix = _display(root, folder)
     where = str(folder)
-    for name, data in zip(names, _read_all(where, names, prefix), strict=True):
+    helpers = _read_all(where, names, prefix)
+    reading: Iterator[Parsed] = helpers
+    if isinstance(official, Referential):
+        referential = official
+    else:
+        first = next(helpers, None)  # start the helpers (and read a first chunk), then load it
+        try:
+            referential = official()
+        except BaseException:
+            helpers.close()
+            raise
+        reading = chain([first] if names else [], helpers)
+    for name, data in zip(names, reading, strict=True):
         display = f"{prefix}/{name}"
         parsed = _with_lines(data, f"{where}/{name}", display)
         decl = _check_commune(name, display, parsed, referential, problems, warnings)

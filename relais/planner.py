@@ -155,8 +155,9 @@ def plan_directory(root: Path, *, referential: referential_mod.Referential | Non
     `operational=False` leaves out what only deploys and probes read (see `build_plan`)."""
     from relais.provision.outputs import read_provisioned
 
-    ref = referential if referential is not None else referential_mod.load_or_fetch()
-    inventory = load_inventory(root, ref)
+    # Unless given, the referential is loaded while the first commune files are read.
+    official = referential_mod.load_or_fetch if referential is None else referential
+    inventory = load_inventory(root, official)
     provisioned = {name: (host.address, host.public_address)
                    for name, host in read_provisioned(root).items()}
     if provisioned:

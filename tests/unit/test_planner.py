@@ -321,3 +321,38 @@ def test_parallel_loading_gives_the_same_plan_and_problems(
         monkeypatch.setattr(inventory_mod, "PARALLEL_MIN_FILES", threshold)
         plans.append(plan_directory(tmp_path, referential=ref).plan.to_json())
     assert plans[0] == plans[1]
+
+
+def test_the_referential_loads_while_files_are_read(
+    tmp_path: Path, ref: Referential, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given as its loader, the referential is loaded once the helpers have started; if it
+    cannot be, the error is the loader's and no helper is left behind."""
+    import os
+
+    import relais.inventory as inventory_mod
+    from relais.errors import ReferentialError
+    from relais.inventory import load_inventory
+
+    write_hosting(tmp_path)
+    for insee in NORMANDIE:
+        write_commune(tmp_path, ref, insee, FLAVORS[int(insee[:2]) % 3])
+    monkeypatch.setenv("RELAIS_WORKERS", "2")
+    monkeypatch.setattr(inventory_mod, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(inventory_mod, "_CHUNK", 2)
+    calls: list[int] = []
+
+    def loader() -> Referential:
+        calls.append(os.getpid())
+        return ref
+
+    assert load_inventory(tmp_path, loader) == load_inventory(tmp_path, ref)
+    assert calls == [os.getpid()]
+
+    def broken() -> Referential:
+        raise ReferentialError("the official list of communes is not cached")
+
+    with pytest.raises(ReferentialError, match="not cached"):
+        load_inventory(tmp_path, broken)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no helper left, running or unreaped
