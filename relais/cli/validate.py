@@ -18,9 +18,8 @@ def command(
     """Check the inventory; list every problem with its file, line and field."""
     state: State = ctx.obj
     console = Console(json_mode=json_output)
-    ref = referential.load_or_fetch()
-    try:
-        inventory = load_inventory(state.inventory, ref)
+    try:  # the referential is loaded while the first files are read
+        inventory = load_inventory(state.inventory, referential.load_or_fetch)
     except InventoryError as error:
         if json_output:
             console.json({"ok": False, "problems": [p.as_dict() for p in error.problems], "warnings": []})
@@ -29,12 +28,12 @@ def command(
     warnings = [w.as_dict() for w in inventory.warnings]
     if json_output:
         console.json({"ok": True, "communes": len(inventory.communes),
-                      "hosts": len(inventory.hosting.hosts), "referential": ref.version,
+                      "hosts": len(inventory.hosting.hosts), "referential": inventory.referential_version,
                       "problems": [], "warnings": warnings})
         return
     for warning in inventory.warnings:
         console.warn(warning.format())
     console.print(
         f"[green]ok[/]: {len(inventory.communes)} communes, {len(inventory.hosting.hosts)} hosts "
-        f"in {state.inventory} (official list of communes {ref.version})"
+        f"in {state.inventory} (official list of communes {inventory.referential_version})"
     )
