@@ -211,6 +211,7 @@ def _build_plan(inventory: Inventory, lock: Lock, operational: bool = True) -> P
             return [states[shared_cfg.host]] if shared_cfg and shared_cfg.host in states else []
         return messaging
 
+    allowed_names = {f: {s.name for s in allowed_hosts(f)} for f in Flavor}
     # 1. Locked placements first: they never move.
     pending: list[CommuneDecl] = []
     for decl in decls:
@@ -222,8 +223,7 @@ def _build_plan(inventory: Inventory, lock: Lock, operational: bool = True) -> P
             pending.append(decl)
             continue
         state = states.get(entry.host)
-        allowed = allowed_hosts(tenant.flavor)
-        if state is None or state not in allowed:
+        if state is None or entry.host not in allowed_names[tenant.flavor]:
             why = ("is no longer declared" if state is None
                    else f"cannot carry a {tenant.flavor} tenant")
             unplaced.append(Unplaced(
@@ -279,12 +279,13 @@ def _build_plan(inventory: Inventory, lock: Lock, operational: bool = True) -> P
 
     # 3. Backup targets: on another site than the tenant's host, locked once chosen.
     elsewhere = {s.site: [b for b in backups if b.site != s.site] for s in states.values()}
+    backup_names = {b.name for b in backups}
     for insee in sorted(placed):
         placement = placed[insee]
         host_site = states[placement.host].site
         size = backup_disk(needs[insee].disk_mib)
         target = states.get(placement.backup) if placement.backup else None
-        if target is None or target not in backups or target.site == host_site:
+        if target is None or target.name not in backup_names or target.site == host_site:
             others = elsewhere[host_site]
             target = max(others, key=lambda b: (b.free_disk() - b.backup_disk, b.name)) if others else None
         if target is not None:
@@ -595,7 +596,8 @@ def _assemble(
                 time=backup_time, keep_daily=keep_daily,
                 keep_weekly=keep_weekly, keep_monthly=keep_monthly,
                 encryption=encryption),
-            messaging=(default_messaging if tenant.messaging == default_settings
+            messaging=(default_messaging if not (settings := tenant.messaging).model_fields_set
+                       or settings == default_settings
                        else _messaging(tenant.messaging, defaults.messaging)),
             federation_extra=sorted(set(allow)) if (allow := tenant.federation.allow) else [],
             mairie=contacts.mairie, dpo_name=contacts.dpo.name,
