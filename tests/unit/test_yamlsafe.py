@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from relais.yamlsafe import MAX_BYTES, YamlFileError, YamlProblem, line_of, parse_text, read_yaml
+from relais.yamlsafe import (
+    MAX_BYTES,
+    LazyLines,
+    YamlFileError,
+    YamlProblem,
+    line_of,
+    parse_data,
+    parse_text,
+    read_yaml,
+    read_yaml_data,
+)
 
 
 def test_values_and_lines() -> None:
@@ -29,10 +39,39 @@ def test_values_and_lines() -> None:
     ],
 )
 def test_refused_documents(text: str, line: int, words: str) -> None:
-    with pytest.raises(YamlProblem) as caught:
-        parse_text(text)
-    assert caught.value.line == line
-    assert words in caught.value.message
+    for parse in (lambda t: parse_text(t)[0], parse_data):  # with and without the line map
+        with pytest.raises(YamlProblem) as caught:
+            parse(text)
+        assert caught.value.line == line
+        assert words in caught.value.message
+
+
+@pytest.mark.parametrize("text", [
+    'a: 1\nb:\n  - x\n  - {c: "14118", d: [yes, ~, 1.5, 0o17, 2024-01-31]}\n',
+    "a: &x {b: [1, 2]}\nc: *x\n12: twelve\n", "- a\n- [b, {c: d}]\n", "just text\n", "",
+    "# only a comment\n", "a: 2024-02-30\n", "a: !!int x\n",
+])
+def test_data_without_lines_is_the_same_data(text: str) -> None:
+    try:
+        expected = parse_text(text)[0]
+    except YamlProblem as problem:
+        with pytest.raises(YamlProblem) as caught:
+            parse_data(text)
+        assert (caught.value.line, caught.value.message) == (problem.line, problem.message)
+    else:
+        assert parse_data(text) == expected
+
+
+def test_lazy_lines_are_read_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\ntenant:\n  flavor: xmpp\n")
+    assert read_yaml_data(path, "c.yaml") == {"version": 1, "tenant": {"flavor": "xmpp"}}
+    lines = LazyLines(path, "c.yaml")
+    path.write_text("version: 1\n\ntenant:\n  flavor: xmpp\n")  # not read yet: read as it is now
+    assert line_of(lines, ("tenant", "flavor", 3)) == 4
+    path.unlink()  # read once: kept
+    assert lines[("tenant",)] == 3 and len(lines) == 4
+    assert dict(LazyLines(path, "c.yaml")) == {}  # gone: no lines, no error
 
 
 def test_alias_bomb_is_refused_before_it_costs_memory() -> None:
@@ -41,6 +80,8 @@ def test_alias_bomb_is_refused_before_it_costs_memory() -> None:
         levels.append(f"a{i}: &a{i} [" + ",".join([f"*a{i-1}"] * 10) + "]")
     with pytest.raises(YamlProblem, match="expands to more than"):
         parse_text("\n".join(levels) + "\n")
+    with pytest.raises(YamlProblem, match="expands to more than"):
+        parse_data("\n".join(levels) + "\n")
 
 
 def test_files(tmp_path: Path) -> None:
