@@ -2,7 +2,7 @@
 
 The entry is built from the Plan alone: the commune is the controller (responsable de
 traitement), the syndicate its processor (sous-traitant, art. 28). `relais register` writes
-it as Markdown (for people) and JSON (`relais.registre/v1`, for tools); rule RGPD-06 reads
+it as Markdown (for people) and JSON (`relais.registre/v2`, for tools); rule RGPD-06 reads
 the JSON files committed under ``inventory/registre/`` back and compares their retention
 with the Plan's.
 """
@@ -10,6 +10,7 @@ with the Plan's.
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from relais.errors import RelaisError
 from relais.model import EU_EEA_COUNTRIES
 from relais.plan import Plan, PlannedHost, PlannedTenant
 
-REGISTER_SCHEMA = "relais.registre/v1"
+REGISTER_SCHEMA = "relais.registre/v2"
 REGISTER_DIR = "registre"
 
 FLAVORS_FR = {
@@ -62,6 +63,18 @@ def _lieu(host: PlannedHost | None, role: str) -> dict[str, Any]:
             "pays": host.country, "union_europeenne": host.country.upper() in EU_EEA_COUNTRIES}
 
 
+_servers: list[Any] = [None, None, None]
+
+
+def _syndicate_servers(plan: Plan, xmpp: bool) -> frozenset[str]:
+    """The syndicate's own Matrix or XMPP servers, as a set made once per Plan."""
+    fed = plan.federation
+    if _servers[0] is not fed:
+        _servers[:] = [fed, frozenset(fed.matrix), frozenset(fed.xmpp)]
+    found: frozenset[str] = _servers[2 if xmpp else 1]
+    return found
+
+
 def entry(plan: Plan, tenant: PlannedTenant, *, today: date) -> dict[str, Any]:
     """The register entry of one tenant, as a JSON-ready dict with French keys."""
     hosts = {h.name: h for h in plan.hosts}
@@ -69,9 +82,12 @@ def entry(plan: Plan, tenant: PlannedTenant, *, today: date) -> dict[str, Any]:
     backup_host = hosts.get(tenant.backup.target_host or "")
     r = tenant.retention
     window = backup_window_days(tenant.backup)
-    fed = plan.federation
-    federes = sorted(set(fed.xmpp if tenant.flavor == "xmpp" else fed.matrix) | set(fed.allow)
-                     | set(tenant.federation_extra))
+    xmpp = tenant.flavor == "xmpp"
+    own = _syndicate_servers(plan, xmpp)
+    # Servers beyond the syndicate's own, by name; the syndicate's own, by count: listing them
+    # made each entry of a region name every other commune's server (a gigabyte per thousand).
+    partenaires = sorted(s for s in set(plan.federation.allow) | set(tenant.federation_extra)
+                         if s not in own)
     lieux = [_lieu(home, "service de messagerie et base de données"),
              _lieu(backup_host, "sauvegardes chiffrées")]
     hors_ue = [lieu for lieu in lieux if lieu["union_europeenne"] is False]
@@ -128,7 +144,11 @@ def entry(plan: Plan, tenant: PlannedTenant, *, today: date) -> dict[str, Any]:
             f"Exploitants habilités du sous-traitant ({plan.syndicate.name}), pour l'administration",
             "Serveurs fédérés autorisés, pour les seuls échanges avec leurs utilisateurs",
         ],
-        "serveurs_federes_autorises": federes,
+        "federation": {
+            "protocole": "XMPP" if xmpp else "Matrix",
+            "serveurs_du_syndicat": len(own),
+            "serveurs_partenaires": partenaires,
+        },
         "transferts_hors_ue": ("Aucun" if not hors_ue else
                                [f"{lieu['hote']} ({lieu['pays']})" for lieu in hors_ue]),
         "durees_conservation": {
@@ -164,7 +184,11 @@ def markdown(data: dict[str, Any]) -> str:
     journaux = _duree(d["journaux_jours"]) + (f" — justification : {d['journaux_justification']}"
                                               if d["journaux_justification"] else "")
     rot = d["sauvegardes_rotation"]
-    federes = ", ".join(f"`{s}`" for s in data["serveurs_federes_autorises"]) or "aucun"
+    f = data["federation"]
+    federes = (f"les {f['serveurs_du_syndicat']} serveurs {f['protocole']} hébergés par le syndicat "
+               f"({data['sous_traitant']['nom']}), dont celui de la commune"
+               + (", et : " + ", ".join(f"`{s}`" for s in f["serveurs_partenaires"])
+                  if f["serveurs_partenaires"] else " ; aucun autre"))
     return f"""# Registre des activités de traitement — {c['nom']} ({c['insee']})
 
 *Fiche de traitement au titre de l'article 30 du RGPD, générée par Relais depuis le plan
@@ -246,11 +270,22 @@ def load_retentions(folder: Path) -> dict[str, RegisterRetention] | None:
     """Retention stated by each register JSON file in `folder`; None when there is no folder."""
     if not folder.is_dir():
         return None
+    from relais.inventory import gc_paused
+
+    with gc_paused():  # a region's entries are tens of thousands of small containers, no cycles
+        return _load_retentions(folder)
+
+
+def _load_retentions(folder: Path) -> dict[str, RegisterRetention]:
     found: dict[str, RegisterRetention] = {}
-    for path in sorted(folder.glob("*.json")):
-        display = f"{folder.parent.name}/{folder.name}/{path.name}"
+    where = str(folder)
+    # Names as text, sorted as text (the order of `sorted(folder.glob("*.json"))` for these
+    # names, at a third of the cost for a region's tens of thousands of files).
+    for name in sorted(n for n in os.listdir(where) if n.endswith(".json") and not n.startswith(".")):
+        display = f"{folder.parent.name}/{folder.name}/{name}"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            with open(f"{where}/{name}", "rb") as stream:
+                data = json.loads(stream.read().decode("utf-8"))
             insee = str(data["commune"]["insee"])
             d = data["durees_conservation"]
             found[insee] = RegisterRetention(

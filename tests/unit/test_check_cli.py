@@ -15,6 +15,7 @@ from ..conftest import FIXTURES
 
 # Until relais/cli/__init__.py wires the two verbs, the test wires them the same way.
 RUN = """
+import os
 import sys
 from relais.cli import app, main
 from relais.cli import check, register
@@ -24,12 +25,15 @@ if "check" not in names:
 if "register" not in names:
     app.command("register")(register.command)
 sys.argv[0] = "relais"
+if os.environ.get("TEST_REGISTERS_FORKED"):  # read the registers in a child from the first file on
+    import policies.catalog
+    policies.catalog.BACKGROUND_MIN_REGISTERS = 1
 main()
 """
 
 
-def relais(*args: str, cache: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "COLUMNS": "200"}
+def relais(*args: str, cache: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "COLUMNS": "200", **extra}
     env.pop("RELAIS_INVENTORY", None)
     env.pop("PYTHONPATH", None)
     return subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env,
@@ -126,10 +130,18 @@ def test_register_command(inventory_dir: Path, referential_cache: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert (folder / "14118-caen.json").is_file() and (folder / "14118-caen.md").is_file()
     assert not (folder / "61169-flers.json").exists()  # requested: no data yet
-    assert relais("-i", str(inventory_dir), "check", cache=referential_cache,
-                  cwd=inventory_dir.parent).returncode == 0
+    forked = {"TEST_REGISTERS_FORKED": "1", "RELAIS_WORKERS": "2"}
+    for extra in ({}, forked):
+        assert relais("-i", str(inventory_dir), "check", cache=referential_cache,
+                      cwd=inventory_dir.parent, **extra).returncode == 0
     rouen = inventory_dir / "communes" / "76540-rouen.yaml"
     rouen.write_text(rouen.read_text().replace("messages: 2y", "messages: 3y"))
-    run = relais("-i", str(inventory_dir), "check", "--rule", "RGPD-06", cache=referential_cache,
-                 cwd=inventory_dir.parent)
-    assert run.returncode == 2 and "76540" in run.stdout
+    runs = [relais("-i", str(inventory_dir), "check", "--rule", "RGPD-06", "--json", cache=referential_cache,
+                   cwd=inventory_dir.parent, **extra) for extra in ({}, forked)]
+    assert runs[0].returncode == runs[1].returncode == 2 and runs[0].stdout == runs[1].stdout
+    assert [f["subject"] for f in json.loads(runs[0].stdout)["findings"] if f["status"] == "failed"] == ["76540"]
+    (folder / "14118-caen.json").write_text("{")
+    runs = [relais("-i", str(inventory_dir), "check", cache=referential_cache, cwd=inventory_dir.parent, **extra)
+            for extra in ({}, forked)]
+    assert runs[0].returncode == runs[1].returncode == 1 and runs[0].stderr == runs[1].stderr
+    assert "registre/14118-caen.json: not a register entry" in runs[0].stderr

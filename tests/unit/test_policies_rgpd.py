@@ -110,7 +110,7 @@ def test_a_site_outside_the_eu_from_hosting_yaml(inventory_dir: Path, ref: refer
 def _register(folder: Path, insee: str, messages: int, logs: int, backups: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{insee}-x.json").write_text(json.dumps({
-        "schema": "relais.registre/v1", "commune": {"insee": insee},
+        "schema": "relais.registre/v2", "commune": {"insee": insee},
         "durees_conservation": {"messages_jours": messages, "journaux_jours": logs, "sauvegardes_jours": backups},
     }))
 

@@ -25,7 +25,7 @@ __all__ = ["shipped_plan"]
 def test_entry_content(shipped_plan: Plan) -> None:
     caen = shipped_plan.tenant("14118")
     data = registre.entry(shipped_plan, caen, today=TODAY)
-    assert data["schema"] == "relais.registre/v1" and data["mise_a_jour"] == "2025-06-01"
+    assert data["schema"] == "relais.registre/v2" and data["mise_a_jour"] == "2025-06-01"
     assert data["responsable_de_traitement"]["nom"] == "Commune de Caen"
     assert data["responsable_de_traitement"]["siren"] == "211401187"
     assert data["delegue_protection_donnees"] == {"nom": caen.dpo_name, "email": "dpo@caen.fr"}
@@ -35,7 +35,9 @@ def test_entry_content(shipped_plan: Plan) -> None:
     assert [lieu["hote"] for lieu in data["localisation"]] == ["msg-caen-1", caen.backup.target_host]
     assert all(lieu["pays"] == "FR" and lieu["union_europeenne"] for lieu in data["localisation"])
     assert data["transferts_hors_ue"] == "Aucun"
-    assert "caen.fr" in data["serveurs_federes_autorises"]
+    assert data["federation"] == {"protocole": "Matrix", "serveurs_du_syndicat": len(shipped_plan.federation.matrix),
+                                  "serveurs_partenaires": []}
+    assert "caen.fr" in shipped_plan.federation.matrix
     assert data["finalites"] and data["categories_personnes"] and data["categories_donnees"]
     assert data["destinataires"] and data["mesures_securite"]
 
@@ -103,3 +105,19 @@ def test_a_corrupt_register_file_is_a_clear_error(tmp_path: Path) -> None:
         registre.load_retentions(folder)
     assert "inventory/registre/14118-caen.json" in error.value.message
     assert error.value.hint is not None and "relais register --all" in error.value.hint
+
+
+def test_federation_names_partners_and_counts_the_syndicate_servers(shipped_plan: Plan) -> None:
+    """A region's every server is the syndicate's: counted, not listed (an entry listing them
+    grew with the region, a gigabyte per thousand communes); partners are named."""
+    region = [f"commune-{i}.messagerie.example.fr" for i in range(5000)]
+    plan = shipped_plan.model_copy(update={"federation": shipped_plan.federation.model_copy(
+        update={"matrix": sorted([*shipped_plan.federation.matrix, *region]),
+                "allow": ["partenaire.example.org", "caen.fr"]})})
+    data = registre.entry(plan, plan.tenant("14118"), today=TODAY)
+    assert data["federation"]["serveurs_du_syndicat"] == len(shipped_plan.federation.matrix) + 5000
+    assert data["federation"]["serveurs_partenaires"] == ["partenaire.example.org"]
+    text = registre.markdown(data)
+    assert "commune-1.messagerie" not in text and len(text) < 20_000
+    assert "`partenaire.example.org`" in text and f"les {len(region) + len(shipped_plan.federation.matrix)} " \
+        "serveurs Matrix hébergés par le syndicat" in text
