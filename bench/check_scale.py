@@ -7,7 +7,10 @@ in the same run and the same way: the bare read+parse of every commune file (one
 interpreter, `read_yaml` on each file, one after the other) and `relais validate` end to end.
 Then the breakdown, in one fresh interpreter: imports, load (validate), plan, policies, and
 rendering each report. Inventories are the shipped example region and throw-away ones built
-by bench/plan_scale.py's `build()`. Target: `relais check` under 5 s for all of France.
+by bench/plan_scale.py's `build()`, measured before their first `relais plan`, then with the
+placements lock it writes, then also with the register of processing committed
+(`relais register --all`), as a syndicate's repository holds them. Target: `relais check`
+under 5 s for all of France.
 
 Each end-to-end command runs `--runs` times (default 3): min and median are reported, with
 the load average before and after, since the figures mean little on a busy machine.
@@ -98,11 +101,15 @@ def stats(samples: list[float]) -> dict[str, float]:
     return {"min": round(min(samples), 3), "median": round(statistics.median(samples), 3)}
 
 
-def measure(root: Path, label: str, runs: int) -> dict[str, object]:
+REGISTER_ROWS = ("check_registre", "check_junit_registre", "check_json_registre")
+
+
+def measure(root: Path, label: str, runs: int, *, generated: bool = False) -> dict[str, object]:
     base = [str(RELAIS), "-i", str(root)]
     load_before = os.getloadavg()
     samples: dict[str, list[float]] = {k: [] for k in ("check", "check_json", "check_junit", "validate",
-                                                       "read_parse", "check_no_lock")}
+                                                       "read_parse", "check_no_lock", *REGISTER_ROWS)}
+    register_all: float | None = None
     with tempfile.TemporaryDirectory(prefix="relais-bench-out-") as out:
         report = Path(out)
         lock = root / LOCK_FILE
@@ -120,15 +127,26 @@ def measure(root: Path, label: str, runs: int) -> dict[str, object]:
                                                str(report / "policies.json")]))
             samples["check_junit"].append(wall([*base, "check", "--format", "junit", "--output",
                                                 str(report / "policies.xml")]))
+        done = subprocess.run([sys.executable, "-c", BREAKDOWN, str(root)], check=True, capture_output=True,
+                              text=True)
+        if generated and not (root / "registre").exists():
+            # With the register of processing committed, as docs/policies.md asks: RGPD-06 reads
+            # an entry per commune (never written into the shipped example).
+            register_all = wall([*base, "register", "--all", "--output", str(root / "registre")])
+            for _ in range(runs):
+                samples["check_registre"].append(wall([*base, "check"], stdout=report / "check.txt"))
+                samples["check_junit_registre"].append(wall([*base, "check", "--format", "junit",
+                                                             "--output", str(report / "policies.xml")]))
+                samples["check_json_registre"].append(wall([*base, "check", "--format", "json",
+                                                            "--output", str(report / "policies.json")]))
     load_after = os.getloadavg()
-    done = subprocess.run([sys.executable, "-c", BREAKDOWN, str(root)], check=True, capture_output=True,
-                          text=True)
     breakdown = {k: round(v, 3) if isinstance(v, float) else v for k, v in json.loads(done.stdout).items()}
     return {
         "inventory": label,
         "runs": runs,
         "load_average": [round(x, 2) for x in (*load_before, *load_after)],
         "end_to_end_s": {name: stats(values) for name, values in samples.items() if values},
+        "register_all_s": round(register_all, 3) if register_all is not None else None,
         "breakdown": breakdown,
     }
 
@@ -142,10 +160,15 @@ def show(row: dict[str, object]) -> None:
     for name, title in (("check", "relais check (table)"), ("check_json", "relais check --format json -o"),
                         ("check_junit", "relais check --format junit -o"),
                         ("check_no_lock", "relais check, no lock yet"),
+                        ("check_registre", "relais check, register committed"),
+                        ("check_junit_registre", "  same, --format junit -o"),
+                        ("check_json_registre", "  same, --format json -o"),
                         ("validate", "baseline: relais validate"),
                         ("read_parse", "baseline: read+parse YAML")):
         if name in e2e:
             print(f"  {title:32} {e2e[name]['min']:6.2f} s / {e2e[name]['median']:6.2f} s")
+    if row.get("register_all_s") is not None:
+        print(f"  relais register --all -o (once)  {row['register_all_s']:6.2f} s")
     print(f"  breakdown: imports {b['imports_s']:.2f} s, load {b['load_s']:.2f} s, plan {b['plan_s']:.2f} s "
           f"(whole Plan {b['plan_full_s']:.2f} s), "
           f"policies {b['policies_s']:.2f} s; render table {b['render_table_s']:.2f} s, "
@@ -178,7 +201,7 @@ def main() -> int:
                 root = Path(tmp) / "inventory"
                 build(root, sample)
                 label = "all of France" if size == "all" else f"{count} communes"
-                results.append(measure(root, label, args.runs))
+                results.append(measure(root, label, args.runs, generated=True))
         if not args.json:
             show(results[-1])
     if args.json:
