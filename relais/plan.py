@@ -40,6 +40,9 @@ class NotPlanned(list[Any]):
     __iter__ = __len__ = __getitem__ = __contains__ = __reversed__ = _refuse
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __mul__ = _refuse
     index = count = copy = _refuse
+    # Nor may anything be put in it.
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
     __hash__ = None
 
     def __repr__(self) -> str:

@@ -85,6 +85,7 @@ def test_the_plan_for_policies_differs_only_by_the_parts_left_out(tmp_path: Path
 @pytest.mark.parametrize("use", [
     lambda p: list(p.tenants[0].agents), lambda p: len(p.tenants[0].secrets), lambda p: bool(p.dns),
     lambda p: p.tenants[0].probes[0], lambda p: "x" in p.dns, lambda p: p.dns == [],
+    lambda p: p.dns.append("x"), lambda p: p.tenants[0].agents.extend([]),
 ])
 def test_a_part_left_out_refuses_any_use(inventory_dir: Path, ref: Referential,
                                          use: Callable[[Plan], object]) -> None:
