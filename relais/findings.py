@@ -307,34 +307,14 @@ def _joined_parts(render: Callable[[T], str], items: Sequence[T], sep: str,
         done += weights[middle] if weights is not None else 1
         middle += 1
     first, second = items[:middle], items[middle:]
-    try:
-        read_end, write_end = os.pipe()
-    except OSError:  # out of file descriptors
-        return [sep.join(map(render, items))]
-    try:
-        pid = os.fork()
-    except OSError:  # process limits
-        os.close(read_end)
-        os.close(write_end)
-        return [sep.join(map(render, items))]
-    if pid == 0:  # the helper: render, send, leave without running any cleanup of the parent's
-        status = 1
-        try:
-            os.close(read_end)
-            view = memoryview(sep.join(map(render, second)).encode("utf-8"))
-            while view:
-                view = view[os.write(write_end, view):]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
+    from relais.forked import Background
+
+    rest = Background(lambda: sep.join(map(render, second)).encode("utf-8"))
     try:
         head = sep.join(map(render, first))
+        return [head, sep, rest.result()]
     finally:
-        with open(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-    return [head, sep, data if status == 0 else sep.join(map(render, second))]
+        rest.close()
 
 
 def _json_text(report: Report, *, strict: bool = False) -> str:

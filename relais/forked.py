@@ -47,7 +47,12 @@ class Background(Generic[T]):
                 if nice:  # yield the cores to the parent, take what it leaves idle
                     with suppress(OSError):
                         os.nice(nice)
-                view = memoryview(pickle.dumps(self._fn(), pickle.HIGHEST_PROTOCOL))
+                value = self._fn()
+                # Bytes (a rendered report) go as they are, anything else pickled.
+                kind, payload = (b"B", value) if isinstance(value, bytes) else (
+                    b"P", pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+                os.write(write_end, kind)
+                view = memoryview(payload)
                 while view:
                     view = view[os.write(write_end, view):]
                 status = 0
@@ -60,9 +65,12 @@ class Background(Generic[T]):
         if self._pid:
             pid, self._pid = self._pid, 0
             with open(self._read, "rb") as pipe:
+                kind = pipe.read(1)
                 data = pipe.read()
             _, status = os.waitpid(pid, 0)
-            if status == 0:
+            if status == 0 and kind == b"B":
+                return data  # type: ignore[return-value]  # what the function gave: bytes
+            if status == 0 and kind == b"P":
                 with suppress(pickle.UnpicklingError, EOFError, ValueError):
                     value: T = pickle.loads(data)
                     return value

@@ -87,3 +87,11 @@ def test_registers_read_in_a_child_are_those_read_here(tmp_path: Path, monkeypat
         catalog.read_registers(tmp_path).result()
     assert catalog.read_registers(tmp_path / "nowhere").result() is None
     assert no_child_left()
+
+
+def test_bytes_come_back_as_they_are() -> None:
+    parent = os.getpid()
+    text = "é" * 300_000  # more than a pipe holds: the child writes while this process reads
+    work = Background(lambda: (text + str(os.getpid() != parent)).encode("utf-8"))
+    assert work.result() == (text + "True").encode("utf-8")
+    assert no_child_left()
