@@ -23,6 +23,8 @@ from relais.plan import Plan, PlannedHost, PlannedTenant
 
 REGISTER_SCHEMA = "relais.registre/v2"
 REGISTER_DIR = "registre"
+MAX_ENTRY_BYTES = 1_000_000
+"""An entry is a few kB; a larger file (or one that never ends) is not read to its end."""
 
 FLAVORS_FR = {
     "matrix-dedicated": "Matrix, serveur dédié à la commune",
@@ -285,7 +287,10 @@ def _load_retentions(folder: Path) -> dict[str, RegisterRetention]:
         display = f"{folder.parent.name}/{folder.name}/{name}"
         try:
             with open(f"{where}/{name}", "rb") as stream:
-                data = json.loads(stream.read().decode("utf-8"))
+                raw = stream.read(MAX_ENTRY_BYTES + 1)
+            if len(raw) > MAX_ENTRY_BYTES:
+                raise ValueError(f"larger than {MAX_ENTRY_BYTES // 1000} kB")
+            data = json.loads(raw.decode("utf-8"))
             insee = str(data["commune"]["insee"])
             d = data["durees_conservation"]
             found[insee] = RegisterRetention(

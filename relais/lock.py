@@ -17,6 +17,8 @@ import yaml
 from relais.errors import LockError
 
 LOCK_FILE = "placements.lock"
+MAX_LOCK_BYTES = 64_000_000
+"""A line per tenant: all of France writes 1.7 MB. A larger file (or one that never ends) is refused."""
 LOCK_VERSION = 1
 _HEADER = (
     "# Placements decided by `relais plan`. Commit this file: it keeps every tenant on\n"
@@ -38,7 +40,12 @@ Lock = dict[str, Placement]
 def read_lock(inventory: Path) -> Lock:
     path = inventory / LOCK_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_LOCK_BYTES + 1)
+        if len(raw) > MAX_LOCK_BYTES:
+            raise LockError(f"{path}: larger than {MAX_LOCK_BYTES // 1_000_000} MB, not a lock",
+                            hint="restore it from version control (git checkout -- it)")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:

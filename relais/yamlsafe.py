@@ -350,7 +350,9 @@ def read_yaml_data(path: Path | str, display: str) -> Any:
 def _read_bytes(path: Path | str, display: str) -> bytes:
     try:
         with open(path, "rb") as stream:
-            return stream.read()
+            # One byte more than allowed says "too large" (`_decode`) without reading the rest:
+            # a declaration linked to /dev/zero or to a huge file costs nothing.
+            return stream.read(MAX_BYTES + 1)
     except OSError as exc:
         raise _problem(display, None, f"cannot read file: {exc.strerror}") from None
 

@@ -95,3 +95,10 @@ def test_bytes_come_back_as_they_are() -> None:
     work = Background(lambda: (text + str(os.getpid() != parent)).encode("utf-8"))
     assert work.result() == (text + "True").encode("utf-8")
     assert no_child_left()
+
+
+def test_a_register_entry_that_never_ends_is_refused(tmp_path: Path) -> None:
+    write_registers(tmp_path / "registre", 2)
+    (tmp_path / "registre" / "14005-x.json").symlink_to("/dev/zero")
+    with pytest.raises(RelaisError, match=r"14005-x\.json: not a register entry .*larger than 1000 kB"):
+        load_retentions(tmp_path / "registre")

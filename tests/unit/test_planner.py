@@ -357,3 +357,9 @@ def test_the_referential_loads_while_files_are_read(
         load_inventory(tmp_path, broken)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no helper left, running or unreaped
+
+
+def test_a_lock_that_never_ends_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "placements.lock").symlink_to("/dev/zero")
+    with pytest.raises(LockError, match="larger than 64 MB"):
+        read_lock(tmp_path)

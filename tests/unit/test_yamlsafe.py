@@ -106,5 +106,12 @@ def test_files(tmp_path: Path) -> None:
     with pytest.raises(YamlFileError, match="larger than"):
         read_yaml(huge, "huge.yaml")
 
+    endless = tmp_path / "endless.yaml"
+    endless.symlink_to("/dev/zero")  # a file that never ends is refused, not read to the end
+    with pytest.raises(YamlFileError, match="larger than"):
+        read_yaml(endless, "endless.yaml")
+    with pytest.raises(YamlFileError, match="larger than"):
+        read_yaml_data(endless, "endless.yaml")
+
     with pytest.raises(YamlFileError, match="cannot read"):
         read_yaml(tmp_path / "absent.yaml", "absent.yaml")
