@@ -20,6 +20,7 @@ from policies.rgpd import backup_window_days
 from relais.errors import RelaisError
 from relais.model import EU_EEA_COUNTRIES
 from relais.plan import Plan, PlannedHost, PlannedTenant
+from relais.yamlsafe import read_bounded
 
 REGISTER_SCHEMA = "relais.registre/v2"
 REGISTER_DIR = "registre"
@@ -287,7 +288,7 @@ def _load_retentions(folder: Path) -> dict[str, RegisterRetention]:
         display = f"{folder.parent.name}/{folder.name}/{name}"
         try:
             with open(f"{where}/{name}", "rb") as stream:
-                raw = stream.read(MAX_ENTRY_BYTES + 1)
+                raw = read_bounded(stream, MAX_ENTRY_BYTES)
             if len(raw) > MAX_ENTRY_BYTES:
                 raise ValueError(f"larger than {MAX_ENTRY_BYTES // 1000} kB")
             data = json.loads(raw.decode("utf-8"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from relais.errors import LockError
+from relais.yamlsafe import read_bounded
 
 LOCK_FILE = "placements.lock"
 MAX_LOCK_BYTES = 64_000_000
@@ -41,7 +42,7 @@ def read_lock(inventory: Path) -> Lock:
     path = inventory / LOCK_FILE
     try:
         with path.open("rb") as stream:
-            raw = stream.read(MAX_LOCK_BYTES + 1)
+            raw = read_bounded(stream, MAX_LOCK_BYTES)
         if len(raw) > MAX_LOCK_BYTES:
             raise LockError(f"{path}: larger than {MAX_LOCK_BYTES // 1_000_000} MB, not a lock",
                             hint="restore it from version control (git checkout -- it)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -347,12 +347,32 @@ def read_yaml_data(path: Path | str, display: str) -> Any:
     return _parse(_decode(_read_bytes(path, display), display), display, parse_data)
 
 
+def read_bounded(stream: BinaryIO, limit: int) -> bytes:
+    """The stream's bytes, or its first `limit` + 1 and more when it is longer: enough to say
+    "too large" without reading the rest (a file linked to /dev/zero costs nothing).
+
+    Read by blocks: `read(limit + 1)` would allocate the whole limit for every small file."""
+    block = stream.read(_BLOCK)
+    if len(block) < _BLOCK:  # the end of a file: nearly always, at the first read
+        return block
+    blocks = [block]
+    size = len(block)
+    while size <= limit:
+        block = stream.read(_BLOCK)
+        if not block:
+            break
+        blocks.append(block)
+        size += len(block)
+    return b"".join(blocks)
+
+
+_BLOCK = 1 << 16
+
+
 def _read_bytes(path: Path | str, display: str) -> bytes:
     try:
         with open(path, "rb") as stream:
-            # One byte more than allowed says "too large" (`_decode`) without reading the rest:
-            # a declaration linked to /dev/zero or to a huge file costs nothing.
-            return stream.read(MAX_BYTES + 1)
+            return read_bounded(stream, MAX_BYTES)
     except OSError as exc:
         raise _problem(display, None, f"cannot read file: {exc.strerror}") from None
 
