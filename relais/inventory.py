@@ -497,6 +497,8 @@ PARALLEL_MIN_FILES = 2000
 _CHUNK = 64
 _PIPE_SIZE = 1 << 20
 _OWN_PERIOD = 4
+"""With one helper, this process parses one chunk in this many (it also validates them all);
+one in 2, 3, 5, 6 or 8 was measured slower for all of France (docs/performance.md)."""
 
 Parsed = Any
 """A commune file's data, or the Problem that stops it (lines: `LazyLines`)."""
