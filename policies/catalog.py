@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,8 +59,10 @@ def read_registers(inventory: Path) -> Background[Mapping[str, RegisterRetention
     from relais.inventory import workers
 
     folder = inventory / REGISTER_DIR
-    try:
-        many = sum(1 for n in os.listdir(folder) if n.endswith(".json")) >= BACKGROUND_MIN_REGISTERS
+    try:  # counted up to the threshold only: the child lists them all again
+        with os.scandir(folder) as entries:
+            entries_json = (e for e in entries if e.name.endswith(".json"))
+            many = len(list(islice(entries_json, BACKGROUND_MIN_REGISTERS))) >= BACKGROUND_MIN_REGISTERS
     except OSError:  # no folder (no register: nothing to compare), or unreadable (said later)
         many = False
     return Background(lambda: load_retentions(folder), fork=many and workers() >= 2, nice=19)

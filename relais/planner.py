@@ -153,12 +153,6 @@ def plan_directory(root: Path, *, referential: referential_mod.Referential | Non
     """Load the inventory in `root` with its lock and plan it (reads files, writes nothing).
 
     `operational=False` leaves out what only deploys and probes read (see `build_plan`)."""
-    return build_plan(load_directory(root, referential=referential), read_lock(root),
-                      operational=operational)
-
-
-def load_directory(root: Path, *, referential: referential_mod.Referential | None = None) -> Inventory:
-    """The inventory in `root`, with the addresses of provisioned hosts (what the planner reads)."""
     from relais.provision.outputs import read_provisioned
 
     # Unless given, the referential is loaded while the first commune files are read.
@@ -168,7 +162,7 @@ def load_directory(root: Path, *, referential: referential_mod.Referential | Non
                    for name, host in read_provisioned(root).items()}
     if provisioned:
         inventory = replace(inventory, provisioned=provisioned)
-    return inventory
+    return build_plan(inventory, read_lock(root), operational=operational)
 
 
 def build_plan(inventory: Inventory, lock: Lock, *, operational: bool = True) -> PlanResult:

@@ -94,15 +94,13 @@ def command(
             rules_table(infos, Console())
         return
     when = parse_today(today)
-    from relais.lock import read_lock
-    from relais.planner import build_plan, load_directory
+    from relais.planner import plan_directory
 
     # = load_plan(state), the inventory kept, and only the parts of the Plan the policies read;
     # the committed register of processing is read meanwhile, by a child in the idle time.
     registers = catalog.read_registers(state.inventory)
     try:
-        inventory = load_directory(state.inventory)
-        plan = build_plan(inventory, read_lock(state.inventory), operational=False).plan
+        plan = plan_directory(state.inventory, operational=False).plan
         report: Report = catalog.check_plan(plan, today=when, inventory=state.inventory, only=rules,
                                             registers=registers.result)
     finally:
