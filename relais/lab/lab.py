@@ -277,7 +277,7 @@ class Lab:
                 host, machine, _ = item
                 state = self._wait_ready(host, machine)
                 if state is None:
-                    failures.append(host.name)
+                    failures.append(_boot_failure(host.name, machine))
                 elif state != "running":
                     degraded.append(f"{host.name}: systemd {state}")
                 task.advance(1, detail=f"{host.name} {state or 'failed'}")
@@ -287,10 +287,10 @@ class Lab:
         for message in degraded:
             self.reporter.warn(message)
         if failures:
-            logs = ", ".join(str(self.paths.host_dir(n) / "nspawn.log") for n in sorted(failures))
+            names = sorted(f.split(":", 1)[0] for f in failures)
+            logs = ", ".join(str(self.paths.host_dir(n) / "nspawn.log") for n in names)
             raise LabError(
-                f"lab host{'s' if len(failures) > 1 else ''} {', '.join(sorted(failures))} "
-                f"did not answer over SSH within {BOOT_TIMEOUT_S:.0f} s",
+                f"lab host{'s' if len(failures) > 1 else ''} did not boot: {'; '.join(sorted(failures))}",
                 hint=f"see {logs}",
             )
 
@@ -435,3 +435,15 @@ class Lab:
                 with ThreadPoolExecutor(max_workers=len(running)) as pool:
                     list(pool.map(probe, running))
         return result
+
+
+def _boot_failure(name: str, machine: HostMachine) -> str:
+    """Why a host did not come up: its systemd-nspawn ended (with the log's last line), or it
+    did not answer over SSH in time."""
+    if machine.processes().nspawn:
+        return f"{name}: did not answer over SSH within {BOOT_TIMEOUT_S:.0f} s"
+    try:
+        lines = [line for line in machine.log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return f"{name}: systemd-nspawn ended" + (f" ({lines[-1].strip()[:200]})" if lines else "")

@@ -66,3 +66,16 @@ def test_cli_lab_up_not_root_is_one_line(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == 1
     assert isinstance(result.exception, LabError)
     assert "needs root" in result.exception.message
+
+
+def test_a_host_whose_nspawn_ended_says_so_with_its_log(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from relais.lab.lab import _boot_failure
+
+    log = tmp_path / "nspawn.log"
+    log.write_text("Spawning container mon-caen on /var/lib/relais/...\nDirectory tree is busy.\n\n")
+    ended = SimpleNamespace(processes=lambda: SimpleNamespace(nspawn=[]), log=log)
+    assert _boot_failure("mon-caen", ended) == "mon-caen: systemd-nspawn ended (Directory tree is busy.)"  # type: ignore[arg-type]
+    running = SimpleNamespace(processes=lambda: SimpleNamespace(nspawn=[4242]), log=log)
+    assert _boot_failure("mon-caen", running) == "mon-caen: did not answer over SSH within 120 s"  # type: ignore[arg-type]
