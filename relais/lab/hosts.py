@@ -134,9 +134,10 @@ class HostMachine:
             st = self.root.stat()
             (NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
         propagate = NSPAWN_RUN / "propagate" / self.name
-        if propagate.is_dir() and not system.mounts_under(propagate):
-            with contextlib.suppress(OSError):
-                propagate.rmdir()
+        if propagate.is_dir():
+            # A killed nspawn leaves it full, and the next refuses to start over it ("Attempted
+            # to remove disk file system under /run/systemd/nspawn/propagate/<host>").
+            system.remove_tree(propagate)
 
     # --- file system -----------------------------------------------------------------
 
