@@ -437,13 +437,20 @@ class Lab:
         return result
 
 
+# What nspawn prints on every run, and its complaint on exit that /run is not a tmpfs (it cannot
+# clean its propagation directory there): never the reason a host did not boot.
+_NSPAWN_NOISE = ("Spawning container ", "Press ^] three times", "Some capabilities will not be set",
+                 "Attempted to remove disk file system under ")
+
+
 def _boot_failure(name: str, machine: HostMachine) -> str:
     """Why a host did not come up: its systemd-nspawn ended (with the log's last line), or it
     did not answer over SSH in time."""
     if machine.processes().nspawn:
         return f"{name}: did not answer over SSH within {BOOT_TIMEOUT_S:.0f} s"
     try:
-        lines = [line for line in machine.log.read_text(errors="replace").splitlines() if line.strip()]
+        lines = [line.strip() for line in machine.log.read_text(errors="replace").splitlines()]
     except OSError:
         lines = []
-    return f"{name}: systemd-nspawn ended" + (f" ({lines[-1].strip()[:200]})" if lines else "")
+    causes = [line for line in lines if line and not line.startswith(_NSPAWN_NOISE)]
+    return f"{name}: systemd-nspawn ended" + (f" ({'; '.join(causes[-3:])[:400]})" if causes else "")

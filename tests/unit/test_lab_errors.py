@@ -77,5 +77,17 @@ def test_a_host_whose_nspawn_ended_says_so_with_its_log(tmp_path: Path) -> None:
     log.write_text("Spawning container mon-caen on /var/lib/relais/...\nDirectory tree is busy.\n\n")
     ended = SimpleNamespace(processes=lambda: SimpleNamespace(nspawn=[]), log=log)
     assert _boot_failure("mon-caen", ended) == "mon-caen: systemd-nspawn ended (Directory tree is busy.)"  # type: ignore[arg-type]
+    # nspawn's banner and its complaint on exit about /run (not a tmpfs) hide the cause otherwise.
+    log.write_text(
+        "Spawning container mon-caen on /var/lib/relais/lab/hosts/mon-caen/root.\n"
+        "Press ^] three times within 1s to kill container.\n"
+        "Failed to add new veth interfaces (vb-mon-caen:host0): File exists\n"
+        'Attempted to remove disk file system under "/run/systemd/nspawn/propagate/mon-caen", and we can\'t allow that.\n'
+    )
+    assert _boot_failure("mon-caen", ended) == (  # type: ignore[arg-type]
+        "mon-caen: systemd-nspawn ended (Failed to add new veth interfaces (vb-mon-caen:host0): File exists)"
+    )
+    log.write_text("Spawning container mon-caen on /var/lib/relais/lab/hosts/mon-caen/root.\n")
+    assert _boot_failure("mon-caen", ended) == "mon-caen: systemd-nspawn ended"  # type: ignore[arg-type]
     running = SimpleNamespace(processes=lambda: SimpleNamespace(nspawn=[4242]), log=log)
     assert _boot_failure("mon-caen", running) == "mon-caen: did not answer over SSH within 120 s"  # type: ignore[arg-type]
