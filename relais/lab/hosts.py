@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from relais.lab.paths import LabPaths
 HOST_SPACE_MIB = 256
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 STOP_GRACE_S = 15.0
+VETH_RELEASE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class HostMachine:
     def start(self, spec: LabSpec, host: LabHost) -> int:
         argv = config.nspawn_argv(host, root=str(self.root), bridge=spec.bridge, uuid=self.uuid())
         self.log.unlink(missing_ok=True)
+        self._release_veth()  # a machine whose init was killed stopped without us
         cgroups = self.cgroups()
         for cgroup in cgroups:
             system.remove_cgroup(cgroup)
@@ -116,7 +119,9 @@ class HostMachine:
         procs = self.processes()
         if not procs.nspawn and not procs.leaders:
             self._clean_nspawn_runtime()
+            self._release_veth()
             return False
+        self._record_veth()
         if procs.nspawn:
             system.terminate(procs.nspawn, grace=grace)
         left = self.processes()
@@ -125,7 +130,42 @@ class HostMachine:
         for cgroup in self.cgroups():
             system.remove_cgroup(cgroup)
         self._clean_nspawn_runtime()
+        self._release_veth()
         return True
+
+    def veth(self) -> str | None:
+        """The controller's end of the running machine's link to the bridge (nspawn names it
+        ``vb-<machine>``, shortened with a hash when long): the peer of the machine's host0."""
+        for pid in self.processes().leaders:
+            try:
+                index = int(Path(f"/proc/{pid}/root/sys/class/net/host0/iflink").read_text())
+            except (OSError, ValueError):
+                continue
+            name = system.link_named_by_index(index)
+            if name:
+                return name
+        return None
+
+    def _record_veth(self) -> None:
+        name = self.veth()
+        if name and self.applied().get("veth") != name:
+            self._save_applied({"veth": name})
+
+    def _release_veth(self) -> None:
+        """Delete the controller's end of a stopped machine's link. The kernel tears a killed
+        machine's network namespace down in the background, and until it has, the next nspawn
+        fails with "Failed to add new veth interfaces (vb-<machine>:host0): File exists"."""
+        name = self.applied().get("veth", "")
+        if not name.startswith("vb-") or not system.link_exists(name):
+            return
+        system.delete_link(name)
+        deadline = time.monotonic() + VETH_RELEASE_S
+        while system.link_exists(name):
+            if time.monotonic() > deadline:
+                raise LabError(f"the network link {name} of lab host {self.name} is still there "
+                               "after the host stopped",
+                               hint=f"`ip link delete {name}`, then run `relais lab up` again")
+            time.sleep(0.1)
 
     def _clean_nspawn_runtime(self) -> None:
         """What nspawn leaves in /run when /run is not a tmpfs: its lock on the tree, its
@@ -169,6 +209,7 @@ class HostMachine:
         if applied.get("base") != str(base):
             for layer in (self.upper, self.work):
                 system.remove_tree(layer)
+            self._release_veth()
             self.applied_file.unlink(missing_ok=True)
         for path in (self.upper, self.work, self.root):
             path.mkdir(parents=True, exist_ok=True)
@@ -212,6 +253,7 @@ class HostMachine:
 
     def record_started(self, digest: str) -> None:
         self._save_applied({"config": digest})
+        self._record_veth()
 
     def destroy(self) -> bool:
         stopped = self.stop()

@@ -325,6 +325,20 @@ def link_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
+def link_named_by_index(index: int) -> str | None:
+    """The controller's network interface with this index, if any."""
+    for entry in Path("/sys/class/net").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if int((entry / "ifindex").read_text()) == index:
+                return entry.name
+    return None
+
+
+def delete_link(name: str) -> None:
+    """Delete a network interface (both ends, for a veth); gone already is fine."""
+    run(["ip", "link", "delete", "dev", name], check=False)
+
+
 def bridge_ports(name: str) -> list[str]:
     path = Path("/sys/class/net", name, "brif")
     return sorted(p.name for p in path.iterdir()) if path.is_dir() else []

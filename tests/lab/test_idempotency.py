@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from relais.lab import Lab, UpResult
+from relais.lab import Lab, UpResult, system
 from relais.lab.hosts import HostMachine
 from relais.lab.system import wait_gone
 from relais.plan import Plan
@@ -37,15 +37,27 @@ def test_up_twice_changes_nothing(lab: Lab, plan: Plan) -> None:
 def test_up_after_a_host_was_killed_restarts_just_that_host(lab: Lab, plan: Plan, what: str) -> None:
     victim = plan.lab_hosts()[1].name
     before = host_pids(lab, plan)
-    procs = HostMachine(lab.paths, victim).processes()
+    machine = HostMachine(lab.paths, victim)
+    procs = machine.processes()
+    veth = machine.veth()
+    assert veth and system.link_exists(veth)
     # SIGKILL to systemd-nspawn leaves the container orphaned; to the container's init, ends it.
     pids = procs.nspawn if what == "nspawn" else procs.leaders
     assert pids
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    assert wait_gone(pids, 10)
+    # With its nspawn killed, nobody deletes the machine's link: the kernel frees it with the
+    # machine's network namespace, in the background, under load after the next nspawn has
+    # tried to take its name. Holding the namespace open makes that delay last the whole test.
+    netns = os.open(f"/proc/{procs.leaders[0]}/ns/net", os.O_RDONLY)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pids, 10)
+        if what == "init":  # nspawn sees its machine end, deletes the link and exits
+            assert wait_gone(procs.nspawn, 10)
 
-    result = lab.up()
+        result = lab.up()
+    finally:
+        os.close(netns)
 
     assert result.changes and all(victim in change for change in result.changes), result.changes
     after = host_pids(lab, plan)

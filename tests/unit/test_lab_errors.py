@@ -91,3 +91,12 @@ def test_a_host_whose_nspawn_ended_says_so_with_its_log(tmp_path: Path) -> None:
     assert _boot_failure("mon-caen", ended) == "mon-caen: systemd-nspawn ended"  # type: ignore[arg-type]
     running = SimpleNamespace(processes=lambda: SimpleNamespace(nspawn=[4242]), log=log)
     assert _boot_failure("mon-caen", running) == "mon-caen: did not answer over SSH within 120 s"  # type: ignore[arg-type]
+
+
+def test_a_network_interface_is_found_by_its_index() -> None:
+    # How a lab host's link to the bridge is named: its host0's peer index, looked up here.
+    from relais.lab import system
+
+    loopback = int(Path("/sys/class/net/lo/ifindex").read_text())
+    assert system.link_named_by_index(loopback) == "lo"
+    assert system.link_named_by_index(2**31 - 1) is None
