@@ -175,8 +175,8 @@ class HostMachine:
             (NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
         propagate = NSPAWN_RUN / "propagate" / self.name
         if propagate.is_dir():
-            # A killed nspawn leaves it full, and the next refuses to start over it ("Attempted
-            # to remove disk file system under /run/systemd/nspawn/propagate/<host>").
+            # nspawn removes it on exit only from a tmpfs ("Attempted to remove disk file system
+            # under ..."); a killed one leaves whatever was mounted for the machine in it.
             system.remove_tree(propagate)
 
     # --- file system -----------------------------------------------------------------
