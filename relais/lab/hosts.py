@@ -107,7 +107,6 @@ class HostMachine:
     def start(self, spec: LabSpec, host: LabHost) -> int:
         argv = config.nspawn_argv(host, root=str(self.root), bridge=spec.bridge, uuid=self.uuid())
         self.log.unlink(missing_ok=True)
-        self._release_veth()  # a machine whose init was killed stopped without us
         cgroups = self.cgroups()
         for cgroup in cgroups:
             system.remove_cgroup(cgroup)
@@ -209,7 +208,6 @@ class HostMachine:
         if applied.get("base") != str(base):
             for layer in (self.upper, self.work):
                 system.remove_tree(layer)
-            self._release_veth()
             self.applied_file.unlink(missing_ok=True)
         for path in (self.upper, self.work, self.root):
             path.mkdir(parents=True, exist_ok=True)

@@ -234,8 +234,8 @@ class Lab:
                 and machine.mounted_base() in (str(base_path), None)
             ):
                 continue
-            if procs.state != "stopped":
-                machine.stop()
+            # Even a stopped machine may have left nspawn's runtime files and its link behind.
+            if machine.stop():
                 changed(f"host {host.name} stopped ({procs.state}, to be restarted)")
             if machine.mount(base_path):
                 changed(f"host {host.name} file system ready over {base_path.name}")
@@ -444,8 +444,8 @@ _NSPAWN_NOISE = ("Spawning container ", "Press ^] three times", "Some capabiliti
 
 
 def _boot_failure(name: str, machine: HostMachine) -> str:
-    """Why a host did not come up: its systemd-nspawn ended (with the log's last line), or it
-    did not answer over SSH in time."""
+    """Why a host did not come up: its systemd-nspawn ended (with the last lines of its log that
+    are not nspawn's usual chatter), or it did not answer over SSH in time."""
     if machine.processes().nspawn:
         return f"{name}: did not answer over SSH within {BOOT_TIMEOUT_S:.0f} s"
     try:
