@@ -173,10 +173,11 @@ class HostMachine:
             st = self.root.stat()
             (NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}").unlink(missing_ok=True)
         propagate = NSPAWN_RUN / "propagate" / self.name
-        if propagate.is_dir():
-            # nspawn removes it on exit only from a tmpfs ("Attempted to remove disk file system
-            # under ..."); a killed one leaves whatever was mounted for the machine in it.
-            system.remove_tree(propagate)
+        # nspawn removes it on exit only from a tmpfs ("Attempted to remove disk file system
+        # under ..."): harmless, as the next nspawn takes it as it is, but litter.
+        if propagate.is_dir() and not system.mounts_under(propagate):
+            with contextlib.suppress(OSError):
+                propagate.rmdir()
 
     # --- file system -----------------------------------------------------------------
 

@@ -269,7 +269,7 @@ class Lab:
     def _boot(self, spec: LabSpec, hosts: list[tuple[LabHost, HostMachine, str]]) -> None:
         for host, machine, _ in hosts:
             machine.start(spec, host)
-        failures: list[str] = []
+        failures: list[tuple[str, str]] = []
         degraded: list[str] = []
         with self.reporter.task("booting lab hosts", total=len(hosts)) as task:
 
@@ -277,7 +277,7 @@ class Lab:
                 host, machine, _ = item
                 state = self._wait_ready(host, machine)
                 if state is None:
-                    failures.append(_boot_failure(host.name, machine))
+                    failures.append((host.name, _boot_failure(host.name, machine)))
                 elif state != "running":
                     degraded.append(f"{host.name}: systemd {state}")
                 task.advance(1, detail=f"{host.name} {state or 'failed'}")
@@ -287,10 +287,11 @@ class Lab:
         for message in degraded:
             self.reporter.warn(message)
         if failures:
-            names = sorted(f.split(":", 1)[0] for f in failures)
-            logs = ", ".join(str(self.paths.host_dir(n) / "nspawn.log") for n in names)
+            failures.sort()
+            logs = ", ".join(str(self.paths.host_dir(name) / "nspawn.log") for name, _ in failures)
             raise LabError(
-                f"lab host{'s' if len(failures) > 1 else ''} did not boot: {'; '.join(sorted(failures))}",
+                f"lab host{'s' if len(failures) > 1 else ''} did not boot: "
+                + "; ".join(reason for _, reason in failures),
                 hint=f"see {logs}",
             )
 
